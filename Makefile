@@ -1,0 +1,56 @@
+# psops: `make demo` runs the pipeline, `make test` runs the tests.
+# Both create or refresh .venv from requirements.txt first.
+
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed-requirements
+
+.PHONY: venv demo test test-db lint bench sandbox warehouse-stop pins clean help
+
+help:
+	@echo "make demo   - set up, then run the psops pipeline end to end and print a summary"
+	@echo "make test   - set up, then run the test suite (pytest)"
+	@echo "make lint   - ruff (with the Airflow 3 AIR rules)"
+	@echo "make bench  - benchmarks (parse cost of dags/)"
+	@echo "make pins   - re-resolve requirements.txt from requirements.in"
+	@echo "make warehouse-stop - stop the embedded PostgreSQL"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { \
+	  echo "psops: error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+	  echo "psops: error: $(PYTHON) is not Python 3.11; run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install --quiet "$$(grep -E '^uv==' requirements.txt | cut -d' ' -f1)"
+	$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements.txt
+	@touch $(STAMP)
+
+demo: venv
+	bin/demo
+
+test: venv
+	$(VENV)/bin/pytest -q
+
+# The database tests only (CI runs them again against an external PostgreSQL).
+test-db: venv
+	$(VENV)/bin/pytest -q -m db
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(VENV)/bin/python benchmarks/parse_dags.py
+
+warehouse-stop: venv
+	PYTHONPATH=plugins $(VENV)/bin/python -m psops.warehouse stop
+
+pins: venv
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-header \
+	  --annotation-style line requirements.in -o requirements.txt.new
+	( echo "# Fully pinned for Python 3.11: regenerate with 'make pins' (see README)."; \
+	  cat requirements.txt.new ) > requirements.txt && rm requirements.txt.new
+
+clean: warehouse-stop
+	rm -rf .airflow .warehouse
