@@ -1,7 +1,7 @@
 """Parse cost of dags/: each file and the whole folder, in one warm process.
 
-The process imports `airflow.sdk` first (every DAG file pays that once per
-parser process anyway), then executes each DAG file in sorted order, the way
+The process imports `airflow.sdk` and Airflow's DAG-file processor first (a
+parser process has them loaded before it reads any DAG file), then executes each DAG file in sorted order, the way
 the dag-processor would. Prints one line per file and the folder total, and
 the ratio of the folder total to the 0.5 s goal.
 
@@ -42,7 +42,9 @@ def main() -> int:
     for path in (REPO_ROOT / "plugins", REPO_ROOT / "include"):
         sys.path.insert(0, str(path))
     started = time.perf_counter()
-    # The warm-up every parser process pays before the first DAG file.
+    # The warm-up every parser process has paid before the first DAG file: the
+    # Task SDK and Airflow's own DAG-file processor (which imports airflow.models).
+    import airflow.dag_processing.processor  # noqa: F401
     from airflow.sdk import Asset, dag, task  # noqa: F401
 
     warmup = time.perf_counter() - started
@@ -55,7 +57,7 @@ def main() -> int:
         print(json.dumps({"warmup_s": warmup, "total_s": total,
                           "files": {k: v[0] for k, v in timings.items()}}))
         return 0
-    print(f"import airflow.sdk: dag, task, Asset (warm-up, excluded): {warmup:.3f} s")
+    print(f"warm-up: airflow.sdk + DAG processor (excluded): {warmup:.3f} s")
     for name, (seconds, dag_count) in timings.items():
         print(f"{name:40s} {seconds * 1000:8.1f} ms  ({dag_count} DAG{'s' if dag_count != 1 else ''})")
     print(f"{'dags/ total':40s} {total * 1000:8.1f} ms  = {total / GOAL_S:.2f} x the {GOAL_S} s goal")

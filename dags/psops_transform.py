@@ -1,0 +1,88 @@
+"""psops_transform: raw -> quality gates -> curated -> marts (logic: plugins/psops/transform)."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, dag, get_current_context, task
+
+from psops.dag_defaults import START_DATE, default_args
+
+RAW_ASSETS = [Asset(f"psops://raw/{system}") for system in ("crm", "psa", "erp", "hris")]
+MARTS = Asset("psops://marts")
+
+DOC = """
+### psops_transform: the numbers finance and delivery read
+
+**What it does.** Runs whenever any source system has been ingested
+(`psops://raw/crm|psa|erp|hris`). It takes the latest version of every record
+loaded so far, checks it, and republishes the marts for the run's **as-of date**
+(the logical date, or the trigger time for Asset-triggered runs, in UTC):
+
+1. **stage_records** - raw JSON to typed records (only what was loaded since the
+   last run; HRIS from its latest complete snapshot).
+2. **quality_gates** - every rule of `include/quality_rules.yaml`. Records failing
+   an *error* rule are quarantined (left out of every number) and listed in
+   `ops.exceptions`; warnings are listed but kept. A problem that is fixed at the
+   source is marked `resolved` on the next run. Great Expectations Data Docs are
+   written to `$PSOPS_DATA_DOCS_DIR` (default `build/data_docs`).
+3. **publish_marts** - `curated.*` and, for the as-of date only,
+   `marts.utilization_weekly`, `marts.timesheet_compliance`,
+   `marts.billing_readiness` (+ `marts.billing_readiness_blockers`: each blocked
+   item -> reason -> the record to fix), `marts.process_kpis`,
+   `marts.project_margin`, in one transaction.
+4. **summary** - one line: ready/blocked amounts, utilization, open exceptions; then
+   updates the `psops://marts` Asset (psops_writeback runs on it).
+
+**Finance.** Read marts for one `as_of`. A `blocked` billing row lists its reasons;
+`marts.billing_readiness_blockers` names the milestone / time entry / expense /
+purchase order / change request behind each. Quarantined records are in
+`ops.exceptions` (status `open`, severity `error`).
+
+**On call.** If `quality_gates` fails with "critical: ...", nothing was published and
+yesterday's marts stay as they were: either the HRIS employee snapshot is empty or a
+curated table would shrink by more than half against the last good run - usually a
+broken or partial ingest. Check the latest `psops_ingest_*` runs and `ops.ingest_runs`,
+re-run the ingest, then clear this DAG run. Retrying without fixing the source does
+not help (the task fails without retries). Other failures (warehouse unreachable) are
+retried. Re-running for the same date is safe: marts of that date are replaced.
+"""
+
+
+@dag(
+    dag_id="psops_transform",
+    schedule=RAW_ASSETS,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    doc_md=DOC,
+    tags=["psops", "transform", "quality", "marts"],
+)
+def psops_transform():
+    @task
+    def stage_records() -> dict:
+        from psops.transform.tasks import stage_task
+
+        return stage_task(get_current_context())
+
+    @task
+    def quality_gates(staged: dict) -> dict:
+        from psops.transform.tasks import quality_task
+
+        return quality_task(staged)
+
+    @task
+    def publish_marts(gated: dict) -> dict:
+        from psops.transform.tasks import publish_task
+
+        return publish_task(gated)
+
+    @task(outlets=[MARTS])
+    def summary(published: dict) -> str:
+        from psops.transform.tasks import summary_task
+
+        return summary_task(published)
+
+    summary(publish_marts(quality_gates(stage_records())))
+
+
+psops_transform()

@@ -1,0 +1,30 @@
+-- marts.project_margin for %(as_of)s: per project and month (months starting on or
+-- before as_of), over approved entries:
+--   revenue = sum(hours x billable_rate) of billable entries (no rate adds 0)
+--   cost    = sum(hours x HRIS hourly cost rate) of all entries (confidential rates,
+--             aggregated here to project level only; hours without a rate add 0 and
+--             are counted in hours_without_cost_rate)
+--   margin  = revenue - cost; margin_pct = margin / revenue (null when revenue is 0)
+INSERT INTO marts.project_margin
+    (as_of, project_id, project_code, billing_type, currency, month_start, hours,
+     billable_hours, revenue, cost, margin, margin_pct, hours_without_cost_rate)
+SELECT %(as_of)s::date, p.project_id, p.code, p.billing_type, p.currency, x.month_start,
+       x.hours, x.billable_hours, round(x.revenue, 2), round(x.cost, 2),
+       round(x.revenue - x.cost, 2),
+       CASE WHEN x.revenue <> 0 THEN round((x.revenue - x.cost) / x.revenue, 4) END,
+       x.hours_without_cost_rate
+FROM curated.projects p
+JOIN (
+    SELECT te.project_id,
+           date_trunc('month', te.spent_date)::date AS month_start,
+           sum(te.hours) AS hours,
+           coalesce(sum(te.hours) FILTER (WHERE te.billable), 0) AS billable_hours,
+           coalesce(sum(te.hours * coalesce(te.billable_rate, 0)) FILTER (WHERE te.billable), 0) AS revenue,
+           coalesce(sum(te.hours * coalesce(cr.cost_rate, 0)), 0) AS cost,
+           coalesce(sum(te.hours) FILTER (WHERE cr.cost_rate IS NULL), 0) AS hours_without_cost_rate
+    FROM curated.time_entries te
+    LEFT JOIN confidential.employee_cost_rates cr ON cr.employee_id = te.employee_id
+    WHERE te.status = 'approved'
+      AND date_trunc('month', te.spent_date)::date <= %(as_of)s::date
+    GROUP BY te.project_id, date_trunc('month', te.spent_date)::date
+) x ON x.project_id = p.project_id;

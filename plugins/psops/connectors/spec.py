@@ -1,0 +1,186 @@
+"""Connector specs: one YAML file per source system under include/connectors/.
+
+A spec declares the Airflow connection, the auth style and, per stream, the
+request, the paginator, where the records sit, the primary key, the cursor
+field and how the watermark is sent (placeholders in the request), the
+overlap, and windowing. The engine runs any spec; adding a stream is YAML.
+
+Placeholders in request paths, params and bodies:
+  {since_iso}       watermark minus overlap, ISO 8601 UTC (epoch on the first run)
+  {since_epoch_ms}  the same in epoch milliseconds
+  {window_start}    as-of date minus `window.days_before` (windowed streams)
+  {window_end}      as-of date plus `window.days_after`
+  {company}         a key of the connection's `extra` (HRIS subdomain)
+
+Loading a spec is cheap (DAG files do it at parse time); errors name the file
+and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+SPECS_DIR = Path(__file__).resolve().parents[3] / "include" / "connectors"
+AUTH_STYLES = {"bearer", "bearer_account", "oauth2_client_credentials", "basic_api_key"}
+PAGINATOR_TYPES = {"body_cursor", "next_link", "offset_has_more", "single_response"}
+
+
+class SpecError(ValueError):
+    """A connector spec that cannot be run, with the file and field named."""
+
+
+@dataclass(frozen=True)
+class Paginator:
+    type: str
+    page_size: int | None = None  # body_cursor: `limit` in the body
+    page_size_param: str | None = None  # query parameter of the page size (count requests)
+    cursor: str | None = None  # body_cursor: path of the next cursor in the response
+    next: str | None = None  # next_link: path of the next URL
+    offset_param: str = "offset"  # offset_has_more
+    has_more: str = "hasMore"  # offset_has_more
+    page_overlap: int = 0  # offset_has_more: records re-read from the previous page
+    total: str | None = None  # path of the total count of matching records
+    result_cap: int | None = None  # body_cursor: results one query may page through
+
+
+@dataclass(frozen=True)
+class Window:
+    days_before: int
+    days_after: int
+
+
+@dataclass(frozen=True)
+class Stream:
+    system: str
+    name: str
+    method: str
+    path: str
+    params: dict
+    body: dict | None
+    paginator: Paginator
+    records: str  # path of the record list in a response; "." = the response itself
+    primary_key: str
+    cursor_field: str | None  # path of the record's update time (None: snapshot)
+    overlap_minutes: int
+    snapshot: bool
+    window: Window | None
+
+    @property
+    def table(self) -> str:
+        return f"raw.{self.system}_{self.name}"
+
+    @property
+    def task_id(self) -> str:
+        return f"load_{self.name}"
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    system: str
+    title: str
+    conn_id: str
+    auth: str
+    asset: str
+    streams: tuple[Stream, ...]
+    token_path: str | None = None
+    max_active_streams: int | None = None
+    source: Path = field(default=Path("?"), compare=False)
+
+    def stream(self, name: str) -> Stream:
+        for stream in self.streams:
+            if stream.name == name:
+                return stream
+        raise SpecError(f"{self.source.name}: no stream named {name!r}")
+
+
+def _merge(defaults: dict, override: dict) -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _required(mapping: dict, key: str, where: str):
+    if key not in mapping or mapping[key] in (None, ""):
+        raise SpecError(f"{where}: `{key}` is required")
+    return mapping[key]
+
+
+def _parse_stream(system: str, raw: dict, where: str) -> Stream:
+    name = _required(raw, "name", where)
+    where = f"{where} stream {name!r}"
+    request = _required(raw, "request", where)
+    paginator_raw = _required(raw, "paginator", where)
+    if paginator_raw.get("type") not in PAGINATOR_TYPES:
+        raise SpecError(f"{where}: paginator.type must be one of {sorted(PAGINATOR_TYPES)}")
+    try:
+        paginator = Paginator(**paginator_raw)
+    except TypeError as err:
+        raise SpecError(f"{where}: paginator: {err}") from None
+    snapshot = bool(raw.get("snapshot", False))
+    cursor_field = raw.get("cursor_field")
+    if not snapshot and not cursor_field:
+        raise SpecError(f"{where}: an incremental stream needs `cursor_field` (or `snapshot: true`)")
+    window = Window(**raw["window"]) if raw.get("window") else None
+    return Stream(
+        system=system,
+        name=name,
+        method=str(request.get("method", "GET")).upper(),
+        path=_required(request, "path", where),
+        params=dict(request.get("params") or {}),
+        body=request.get("body"),
+        paginator=paginator,
+        records=_required(raw, "records", where),
+        primary_key=_required(raw, "primary_key", where),
+        cursor_field=None if snapshot else cursor_field,
+        overlap_minutes=int(raw.get("overlap_minutes", 0)),
+        snapshot=snapshot,
+        window=window,
+    )
+
+
+def parse_spec(path: Path) -> ConnectorSpec:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path.name}: not valid YAML: {err}") from None
+    where = path.name
+    auth = _required(raw, "auth", where)
+    if auth not in AUTH_STYLES:
+        raise SpecError(f"{where}: auth must be one of {sorted(AUTH_STYLES)}, not {auth!r}")
+    system = _required(raw, "system", where)
+    defaults = raw.get("stream_defaults") or {}
+    streams = tuple(
+        _parse_stream(system, _merge(defaults, stream_raw), where)
+        for stream_raw in _required(raw, "streams", where)
+    )
+    names = [stream.name for stream in streams]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{where}: stream names must be unique: {names}")
+    return ConnectorSpec(
+        system=system,
+        title=raw.get("title", system.upper()),
+        conn_id=_required(raw, "conn_id", where),
+        auth=auth,
+        asset=_required(raw, "asset", where),
+        streams=streams,
+        token_path=raw.get("token_path"),
+        max_active_streams=raw.get("max_active_streams"),
+        source=path,
+    )
+
+
+@cache
+def load_spec(system: str) -> ConnectorSpec:
+    path = SPECS_DIR / f"{system}.yaml"
+    if not path.exists():
+        raise SpecError(f"no connector spec {path}")
+    return parse_spec(path)

@@ -1,0 +1,241 @@
+"""Raw -> staging (typed, latest version of each record) -> curated (minus quarantine).
+
+Staging, set-based, from include/sql/curated/<table>.sql (a SELECT over `latest_raw`,
+the winning raw copy of each record: latest source_updated_at, then highest load_seq):
+- incremental entities (CRM, PSA, ERP): only raw rows loaded since the last transform
+  (load_seq above the high-water mark in ops.transform_watermarks), upserted into
+  staging, a stored row replaced only by a newer version; idempotent;
+- snapshot entities (HRIS): rebuilt from the latest succeeded ingest run of the stream.
+
+Curated is then synchronised with staging by a set-based diff: rows that changed or are
+now quarantined are deleted, missing non-quarantined rows inserted, unchanged rows left
+alone (so a re-run writes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from psycopg import sql
+
+from psops.transform.rules import Catalogue, Entity, load_catalogue
+from psops.transform.sql_files import read_sql
+
+log = logging.getLogger(__name__)
+
+#: staging tables whose PSA user is resolved to an HRIS employee by e-mail
+EMPLOYEE_RESOLVED_TABLES = ("time_entries", "expenses", "assignments")
+
+
+def _table_exists(conn, schema: str, table: str) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0]
+
+
+def _columns(conn, schema: str, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def latest_succeeded_run(conn, system: str, stream: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM ops.ingest_runs WHERE system = %s AND stream = %s AND status = 'succeeded' "
+        "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
+        (system, stream),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _latest_raw_cte(raw_table: str, condition: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "WITH latest_raw AS (SELECT DISTINCT ON (record_id) * FROM raw.{} WHERE {} "
+        "ORDER BY record_id, source_updated_at DESC NULLS LAST, load_seq DESC) "
+    ).format(sql.Identifier(raw_table), condition)
+
+
+def _insert_from_file(target: sql.Composable, columns: list[str], file_sql: str,
+                      cte: sql.Composable) -> sql.Composed:
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    return sql.SQL("INSERT INTO {target} AS s ({cols}) {cte} SELECT {cols} FROM ({body}) x").format(
+        target=target, cols=cols, cte=cte, body=sql.SQL(file_sql)
+    )
+
+
+def stage_snapshot(conn, entity: Entity) -> int:
+    """Rebuild staging.<table> from the latest succeeded run of the HRIS stream."""
+    table = sql.Identifier("staging", entity.table)
+    conn.execute(sql.SQL("DELETE FROM {}").format(table))
+    run_id = latest_succeeded_run(conn, entity.source_system, entity.stream)
+    if run_id is None or not _table_exists(conn, "raw", entity.raw_table):
+        return 0
+    cte = _latest_raw_cte(entity.raw_table, sql.SQL("run_id = {}").format(sql.Literal(run_id)))
+    statement = _insert_from_file(
+        table, _columns(conn, "staging", entity.table), read_sql(f"curated/{entity.table}.sql"), cte
+    )
+    return conn.execute(statement).rowcount
+
+
+def stage_cost_rates(conn, employee: Entity) -> int:
+    """confidential.employee_cost_rates from the same HRIS employees snapshot."""
+    conn.execute("DELETE FROM confidential.employee_cost_rates")
+    run_id = latest_succeeded_run(conn, employee.source_system, employee.stream)
+    if run_id is None or not _table_exists(conn, "raw", employee.raw_table):
+        return 0
+    cte = _latest_raw_cte(employee.raw_table, sql.SQL("run_id = {}").format(sql.Literal(run_id)))
+    statement = _insert_from_file(
+        sql.Identifier("confidential", "employee_cost_rates"),
+        ["employee_id", "cost_rate", "run_id"],
+        read_sql("curated/employee_cost_rates.sql"),
+        cte,
+    )
+    return conn.execute(statement).rowcount
+
+
+def _high_water_bounds(conn, entity: Entity) -> tuple[int, int]:
+    """(low, high]: raw rows to stage now. `high` stays below any row of a still running
+    ingest run, whose rows (lower load_seq, later commit) must not be skipped for ever."""
+    row = conn.execute(
+        "SELECT last_load_seq FROM ops.transform_watermarks WHERE entity = %s", (entity.name,)
+    ).fetchone()
+    low = row[0] if row else 0
+    query = sql.SQL(
+        """SELECT coalesce(max(r.load_seq), %(low)s)
+           FROM raw.{t} r
+           WHERE r.load_seq > %(low)s
+             AND r.load_seq < coalesce(
+                   (SELECT min(x.load_seq) FROM raw.{t} x
+                    JOIN ops.ingest_runs ir ON ir.id = x.run_id AND ir.status = 'running'
+                    WHERE x.load_seq > %(low)s),
+                   9223372036854775807)"""
+    ).format(t=sql.Identifier(entity.raw_table))
+    high = conn.execute(query, {"low": low}).fetchone()[0]
+    return low, high
+
+
+def stage_incremental(conn, entity: Entity) -> int:
+    if not _table_exists(conn, "raw", entity.raw_table):
+        return 0
+    low, high = _high_water_bounds(conn, entity)
+    if high <= low:
+        return 0
+    columns = _columns(conn, "staging", entity.table)
+    cte = _latest_raw_cte(
+        entity.raw_table,
+        sql.SQL("load_seq > {} AND load_seq <= {}").format(sql.Literal(low), sql.Literal(high)),
+    )
+    statement = _insert_from_file(
+        sql.Identifier("staging", entity.table), columns,
+        read_sql(f"curated/{entity.table}.sql"), cte,
+    ) + sql.SQL(
+        " ON CONFLICT ({key}) DO UPDATE SET {sets} "
+        "WHERE (coalesce(EXCLUDED.source_updated_at, '-infinity'), EXCLUDED.load_seq) "
+        "> (coalesce(s.source_updated_at, '-infinity'), s.load_seq)"
+    ).format(
+        key=sql.Identifier(entity.key),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+            for c in columns if c != entity.key
+        ),
+    )
+    changed = conn.execute(statement).rowcount
+    conn.execute(
+        "INSERT INTO ops.transform_watermarks (entity, last_load_seq) VALUES (%s, %s) "
+        "ON CONFLICT (entity) DO UPDATE SET last_load_seq = EXCLUDED.last_load_seq, updated_at = now()",
+        (entity.name, high),
+    )
+    return changed
+
+
+def resolve_employees(conn) -> int:
+    """Re-point PSA users at HRIS employees after an HRIS snapshot changed (set-based,
+    touching only rows whose resolution changed)."""
+    changed = 0
+    for table in EMPLOYEE_RESOLVED_TABLES:
+        t = sql.Identifier("staging", table)
+        changed += conn.execute(sql.SQL(
+            "UPDATE {} t SET employee_id = m.employee_id FROM staging.employee_by_email m "
+            "WHERE m.email_lower = lower(t.user_email) AND t.employee_id IS DISTINCT FROM m.employee_id"
+        ).format(t)).rowcount
+        changed += conn.execute(sql.SQL(
+            "UPDATE {} t SET employee_id = NULL WHERE t.employee_id IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM staging.employee_by_email m WHERE m.email_lower = lower(t.user_email))"
+        ).format(t)).rowcount
+    return changed
+
+
+def stage_all(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
+    """Stage every entity; returns rows written per entity. Call inside a transaction."""
+    catalogue = catalogue or load_catalogue()
+    written: dict[str, int] = {}
+    snapshots = [e for e in catalogue.entities.values() if e.load == "snapshot"]
+    for entity in snapshots:  # HRIS first: PSA users resolve against employees
+        written[entity.name] = stage_snapshot(conn, entity)
+    stage_cost_rates(conn, catalogue.entity("employee"))
+    for entity in catalogue.entities.values():
+        if entity.load == "incremental":
+            written[entity.name] = stage_incremental(conn, entity)
+    written["employee_resolution_changes"] = resolve_employees(conn)
+    return written
+
+
+def staged_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
+    catalogue = catalogue or load_catalogue()
+    return {
+        e.name: conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("staging", e.table))
+        ).fetchone()[0]
+        for e in catalogue.entities.values()
+    }
+
+
+def publishable_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
+    """Rows each curated table will hold once published: staged minus quarantined."""
+    catalogue = catalogue or load_catalogue()
+    counts = {}
+    for e in catalogue.entities.values():
+        counts[e.name] = conn.execute(sql.SQL(
+            "SELECT count(*) FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM ops.quarantined_records q "
+            "WHERE q.entity = {name} AND q.record_key = s.{key}::text)"
+        ).format(t=sql.Identifier("staging", e.table), name=sql.Literal(e.name),
+                 key=sql.Identifier(e.key))).fetchone()[0]
+    return counts
+
+
+def publish_curated(conn, catalogue: Catalogue | None = None) -> dict[str, dict[str, int]]:
+    """Synchronise curated.<table> with staging minus quarantine (set-based diff)."""
+    catalogue = catalogue or load_catalogue()
+    report = {}
+    for e in catalogue.entities.values():
+        params = {
+            "c": sql.Identifier("curated", e.table),
+            "s": sql.Identifier("staging", e.table),
+            "key": sql.Identifier(e.key),
+            "name": sql.Literal(e.name),
+        }
+        quarantined = sql.SQL(
+            "EXISTS (SELECT 1 FROM ops.quarantined_records q "
+            "WHERE q.entity = {name} AND q.record_key = {alias}.{key}::text)"
+        )
+        deleted = conn.execute(sql.SQL(
+            "DELETE FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.{key} = c.{key} "
+            "AND ROW(s.*) IS NOT DISTINCT FROM ROW(c.*)) OR {q}"
+        ).format(q=quarantined.format(alias=sql.Identifier("c"), **params), **params)).rowcount
+        inserted = conn.execute(sql.SQL(
+            "INSERT INTO {c} SELECT s.* FROM {s} s WHERE NOT EXISTS "
+            "(SELECT 1 FROM {c} c WHERE c.{key} = s.{key}) AND NOT {q}"
+        ).format(q=quarantined.format(alias=sql.Identifier("s"), **params), **params)).rowcount
+        report[e.name] = {"deleted": deleted, "inserted": inserted}
+    return report
+
+
+def curated_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
+    catalogue = catalogue or load_catalogue()
+    return {
+        e.name: conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("curated", e.table))
+        ).fetchone()[0]
+        for e in catalogue.entities.values()
+    }

@@ -1,0 +1,149 @@
+"""Quality gates, Great Expectations side: the suites in expectations/*.json (generated
+from the rule catalogue) validated against the staging tables in PostgreSQL (SQL
+pushdown), all suites in one checkpoint, results kept in ops.quality_results next to the
+SQL count of failing records of the same rule, Data Docs built into a folder.
+
+GX reports at most 20 failing keys per expectation: the authoritative list of failing
+records (exceptions, quarantine) comes from the SQL side (quality.py).
+Imported lazily: importing GX costs ~6 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from pathlib import Path
+
+from psops.transform.quality import GateReport
+from psops.transform.rules import AS_OF_TOKEN, SUITES_DIR, load_catalogue
+
+log = logging.getLogger(__name__)
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """postgres://... or postgresql://... -> postgresql+psycopg://..."""
+    for prefix in ("postgresql+psycopg://", "postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix):]
+    raise ValueError("expected a postgres:// or postgresql:// URI for the warehouse")
+
+
+def load_suite_dicts(as_of: date, directory: Path = SUITES_DIR) -> dict[str, dict]:
+    """Entity -> suite dict with the as-of date put into as-of dependent queries."""
+    literal = f"DATE '{as_of.isoformat()}'"
+    suites = {}
+    for path in sorted(directory.glob("*.json")):
+        suites[path.stem] = json.loads(path.read_text().replace(AS_OF_TOKEN, literal))
+    return suites
+
+
+def _build_context(url: str, docs_dir: Path):
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    try:  # no tqdm bars in task logs
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # noqa: BLE001 - cosmetic only
+        log.debug("could not switch GX progress bars off", exc_info=True)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(
+        site_name="psops",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    datasource = context.data_sources.add_postgres(name="warehouse", connection_string=url)
+    return gx, context, datasource
+
+
+def run_gx(url: str, as_of: date, docs_dir: Path) -> list[dict]:
+    """Validate every suite; return one dict per expectation result."""
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    catalogue = load_catalogue()
+    gx, context, datasource = _build_context(sqlalchemy_url(url), docs_dir)
+    definitions = []
+    for name, suite_json in load_suite_dicts(as_of).items():
+        entity = catalogue.entity(name)
+        asset = datasource.add_table_asset(name=entity.table, table_name=entity.table,
+                                           schema_name="staging")
+        batch = asset.add_batch_definition_whole_table(f"{entity.table}_all")
+        suite = context.suites.add(gx.ExpectationSuite(
+            name=suite_json["name"],
+            expectations=[ExpectationConfiguration(**e).to_domain_obj()
+                          for e in suite_json["expectations"]],
+            meta=suite_json.get("meta", {}),
+        ))
+        definitions.append(context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}_{as_of.isoformat()}", data=batch, suite=suite)
+        ))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"psops_transform_{as_of.isoformat()}",
+        validation_definitions=definitions,
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["psops"])],
+        result_format={"result_format": "SUMMARY"},
+    ))
+    outcome = checkpoint.run()
+    rows = []
+    for validation in outcome.run_results.values():
+        suite_name = validation.suite_name
+        for r in validation.results:
+            cfg = r.expectation_config
+            result = r.result or {}
+            rows.append({
+                "suite": suite_name,
+                "rule_id": (cfg.meta or {}).get("rule_id"),
+                "severity": (cfg.meta or {}).get("severity"),
+                "expectation_type": cfg.type,
+                "success": bool(r.success),
+                "element_count": result.get("element_count"),
+                "unexpected_count": result.get("unexpected_count",
+                                               result.get("observed_value")
+                                               if cfg.type == "unexpected_rows_expectation" else None),
+                "partial_unexpected": result.get("partial_unexpected_list")
+                                      or result.get("details", {}).get("unexpected_rows"),
+                "exception": (r.exception_info or {}).get("exception_message")
+                             if isinstance(r.exception_info, dict) else None,
+            })
+    return rows
+
+
+def validate_suites(conn, url: str, as_of: date, run_id: int | None, docs_dir: Path,
+                    report: GateReport | None = None) -> list[dict]:
+    """Run GX and keep the results in ops.quality_results (with the SQL failing count)."""
+    rows = run_gx(url, as_of, docs_dir)
+    sql_counts = {r.rule_id: r.failing for r in report.rules} if report else {}
+    with conn.transaction():
+        for row in rows:
+            conn.execute(
+                """INSERT INTO ops.quality_results
+                       (transform_run_id, as_of, suite, rule_id, severity, expectation_type,
+                        success, element_count, unexpected_count, partial_unexpected,
+                        sql_failing_count)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (run_id, as_of, row["suite"], row["rule_id"], row["severity"],
+                 row["expectation_type"], row["success"], row["element_count"],
+                 _as_int(row["unexpected_count"]) if row["unexpected_count"] is not None
+                 else (0 if row["success"] else None),
+                 json.dumps(row["partial_unexpected"], default=str),
+                 sql_counts.get(row["rule_id"])),
+            )
+    failed = [r for r in rows if not r["success"]]
+    log.info("GX: %d expectations over %d suites, %d failed; Data Docs in %s",
+             len(rows), len({r["suite"] for r in rows}), len(failed), docs_dir)
+    return rows
+
+
+def _as_int(value):
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

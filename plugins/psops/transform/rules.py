@@ -1,0 +1,206 @@
+"""The rule catalogue (include/quality_rules.yaml): one definition per rule that drives
+both the set-based SQL (every failing record, for ops.exceptions and quarantine) and
+the Great Expectations suite (expectations/<entity>.json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CATALOGUE_PATH = REPO_ROOT / "include" / "quality_rules.yaml"
+SUITES_DIR = REPO_ROOT / "expectations"
+UNEXPECTED_ROWS = "unexpected_rows"
+SEVERITIES = ("error", "warning")
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str  # rule-id prefix, e.g. time_entry
+    table: str  # staging./curated. table name, e.g. time_entries
+    key: str  # primary-key column = the source id
+    source_system: str
+    raw_table: str  # raw.<raw_table>
+    load: str  # incremental | snapshot
+    stream: str | None = None  # ops.ingest_runs.stream of a snapshot entity
+    critical: bool = False  # an empty table stops the marts
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule_id: str
+    severity: str
+    description: str
+    where: str  # predicate over staging.<table> t, true for a failing record
+    details: tuple[str, ...]
+    expectation_type: str
+    expectation_kwargs: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def entity_name(self) -> str:
+        return self.rule_id.split(".", 1)[0]
+
+    @property
+    def uses_as_of(self) -> bool:
+        return "%(as_of)s" in self.where
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    entities: dict[str, Entity]
+    rules: tuple[Rule, ...]
+
+    def entity(self, name: str) -> Entity:
+        return self.entities[name]
+
+    def rules_of(self, entity: str) -> list[Rule]:
+        return [r for r in self.rules if r.entity_name == entity]
+
+    def rule(self, rule_id: str) -> Rule:
+        return next(r for r in self.rules if r.rule_id == rule_id)
+
+
+class CatalogueError(ValueError):
+    pass
+
+
+def _structural_rules(entity: Entity) -> list[Rule]:
+    """Keys unique and not null, for every entity (staging's primary key guarantees
+    them; the rules make the guarantee visible in GX and ops.exceptions)."""
+    return [
+        Rule(
+            rule_id=f"{entity.name}.key_not_null",
+            severity="error",
+            description=f"{entity.key} is missing",
+            where=f"t.{entity.key} IS NULL",
+            details=(),
+            expectation_type="expect_column_values_to_not_be_null",
+            expectation_kwargs={"column": entity.key},
+        ),
+        Rule(
+            rule_id=f"{entity.name}.key_unique",
+            severity="error",
+            description=f"{entity.key} appears more than once",
+            where=(
+                f"EXISTS (SELECT 1 FROM staging.{entity.table} d "
+                f"WHERE d.{entity.key} = t.{entity.key} AND d.ctid <> t.ctid)"
+            ),
+            details=(),
+            expectation_type="expect_column_values_to_be_unique",
+            expectation_kwargs={"column": entity.key},
+        ),
+    ]
+
+
+@lru_cache(maxsize=4)
+def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    data = yaml.safe_load(Path(path).read_text())
+    entities = {name: Entity(name=name, **spec) for name, spec in data["entities"].items()}
+    rules: list[Rule] = []
+    for entity in entities.values():
+        rules.extend(_structural_rules(entity))
+    seen = {r.rule_id for r in rules}
+    for spec in data["rules"]:
+        expectation = spec["expectation"]
+        rule = Rule(
+            rule_id=spec["rule_id"],
+            severity=spec["severity"],
+            description=spec["description"],
+            where=" ".join(spec["where"].split()),
+            details=tuple(spec.get("details", ())),
+            expectation_type=expectation["type"],
+            expectation_kwargs=dict(expectation.get("kwargs", {})),
+        )
+        if rule.entity_name not in entities:
+            raise CatalogueError(f"{rule.rule_id}: unknown entity {rule.entity_name!r}")
+        if rule.severity not in SEVERITIES:
+            raise CatalogueError(f"{rule.rule_id}: severity must be error or warning")
+        if rule.rule_id in seen:
+            raise CatalogueError(f"{rule.rule_id} is defined twice")
+        if "{" in rule.where or "}" in rule.where:
+            raise CatalogueError(f"{rule.rule_id}: braces are not allowed in `where` (GX templates)")
+        seen.add(rule.rule_id)
+        rules.append(rule)
+    return Catalogue(entities=entities, rules=tuple(rules))
+
+
+# --------------------------------------------------------------------------
+# SQL side
+# --------------------------------------------------------------------------
+
+
+def failing_records_sql(rule: Rule, catalogue: Catalogue) -> str:
+    """SELECT record_key, details of EVERY record failing the rule (param: as_of)."""
+    entity = catalogue.entity(rule.entity_name)
+    details = ", ".join(f"'{c}', t.{c}" for c in rule.details)
+    return (
+        f"SELECT t.{entity.key}::text AS record_key, "
+        f"jsonb_build_object({details}) AS details "
+        f"FROM staging.{entity.table} t WHERE ({rule.where})"
+    )
+
+
+# --------------------------------------------------------------------------
+# GX side: suites as JSON (generated from the catalogue, kept in expectations/)
+# --------------------------------------------------------------------------
+
+AS_OF_TOKEN = "$as_of"  # replaced by DATE 'YYYY-MM-DD' when the suite is validated
+
+
+def gx_unexpected_rows_query(rule: Rule) -> str:
+    """The rule's predicate as a GX UnexpectedRowsExpectation query over the batch."""
+    return "SELECT * FROM (SELECT * FROM {batch}) t WHERE (" + rule.where.replace("%(as_of)s", AS_OF_TOKEN) + ")"
+
+
+def expectation_config(rule: Rule) -> dict:
+    meta = {"rule_id": rule.rule_id, "severity": rule.severity, "description": rule.description}
+    if rule.expectation_type == UNEXPECTED_ROWS:
+        return {
+            "type": "unexpected_rows_expectation",
+            "kwargs": {"unexpected_rows_query": gx_unexpected_rows_query(rule)},
+            "meta": meta,
+        }
+    return {"type": rule.expectation_type, "kwargs": dict(rule.expectation_kwargs), "meta": meta}
+
+
+def suite_dict(entity: Entity, catalogue: Catalogue) -> dict:
+    return {
+        "name": f"psops.{entity.name}",
+        "expectations": [expectation_config(r) for r in catalogue.rules_of(entity.name)],
+        "meta": {
+            "generated_from": "include/quality_rules.yaml",
+            "table": f"staging.{entity.table}",
+            "source_system": entity.source_system,
+            "critical": entity.critical,
+        },
+    }
+
+
+def render_suites(catalogue: Catalogue | None = None) -> dict[str, str]:
+    """File name -> JSON text of every suite."""
+    catalogue = catalogue or load_catalogue()
+    return {
+        f"{name}.json": json.dumps(suite_dict(entity, catalogue), indent=2, sort_keys=True) + "\n"
+        for name, entity in catalogue.entities.items()
+    }
+
+
+def write_suites(directory: Path = SUITES_DIR) -> list[Path]:
+    """Regenerate expectations/*.json from the catalogue (python -m psops.transform.rules)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_suites().items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_suites():
+        print(p)

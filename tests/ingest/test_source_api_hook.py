@@ -1,0 +1,133 @@
+"""SourceApiHook over real HTTP (a scripted loopback server): auth, throttling, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from psops.connectors import source_api_hook
+from psops.connectors.source_api_hook import SourceApiError, SourceApiHook
+from tests.ingest.scripted_server import ScriptedServer
+
+SECRET = "s3cr3t-token-value"
+
+
+@pytest.fixture
+def server():
+    scripted = ScriptedServer()
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    monkeypatch.setattr(source_api_hook, "BACKOFF_BASE_S", 0.01)
+
+
+def _hook(monkeypatch, server, auth_style, conn_id="test_api", **conn):
+    value = {"conn_type": "http", "host": "127.0.0.1", "port": server.port, "schema": "http",
+             **conn}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+    return SourceApiHook(conn_id, auth_style, "test")
+
+
+def test_bearer_account_headers_and_no_extra_leaks(monkeypatch, server):
+    server.add("/v2/projects", (200, {}, {"projects": []}))
+    hook = _hook(monkeypatch, server, "bearer_account", login="acct-7", password=SECRET,
+                 extra={"company": "acme", "path": "/services/x"})
+    hook.request("GET", "/v2/projects")
+    headers = server.requests[0]["headers"]
+    assert headers["Authorization"] == f"Bearer {SECRET}"
+    assert headers["PSA-Account-Id"] == "acct-7"
+    assert headers["User-Agent"].startswith("psops/")
+    assert "company" not in {k.lower() for k in headers} and "path" not in {k.lower() for k in headers}
+
+
+def test_basic_api_key_uses_x_as_password(monkeypatch, server):
+    server.add("/r", (200, {}, []))
+    hook = _hook(monkeypatch, server, "basic_api_key", login="key123", extra={"company": "acme"})
+    hook.request("GET", "/r")
+    import base64
+
+    sent = server.requests[0]["headers"]["Authorization"]
+    assert sent == "Basic " + base64.b64encode(b"key123:x").decode()
+    assert hook.extra("company") == "acme"
+
+
+def test_retry_after_is_honoured_and_counted(monkeypatch, server):
+    server.add("/p", (429, {"Retry-After": "0"}, {"status": "error"}),
+               (429, {"Retry-After": "0"}, {"status": "error"}), (200, {}, {"ok": 1}))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    assert hook.request("GET", "/p").json() == {"ok": 1}
+    assert (hook.metrics.requests, hook.metrics.throttled, hook.metrics.retries) == (3, 2, 2)
+    assert hook.metrics.failed_requests == 2
+
+
+def test_429_without_retry_after_backs_off_then_gives_up(monkeypatch, server):
+    server.add("/erp", (429, {}, b""))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    hook.max_attempts = 4
+    with pytest.raises(SourceApiError, match="still failing after 4 attempts"):
+        hook.request("GET", "/erp")
+    assert hook.metrics.requests == 4 and hook.metrics.throttled == 4
+
+
+def test_5xx_retried_for_reads_not_for_creates(monkeypatch, server):
+    server.add("/read", (503, {}, b"busy"), (502, {}, b"bad gw"), (200, {}, {"ok": True}))
+    server.add("/create", (500, {}, b"oops"))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    assert hook.request("GET", "/read").json() == {"ok": True}
+    with pytest.raises(SourceApiError, match="may have been applied"):
+        hook.request("POST", "/create", json={"a": 1})
+    assert sum(1 for r in server.requests if r["path"] == "/create") == 1
+
+
+def test_dropped_connection_retried_for_reads(monkeypatch, server):
+    server.add("/flaky", ("drop", {}, b""), (200, {}, {"ok": True}))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    assert hook.request("GET", "/flaky").json() == {"ok": True}
+    assert hook.metrics.failed_requests == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_caller_errors_fail_at_once_with_the_body(monkeypatch, server, status):
+    server.add("/bad", (status, {}, {"message": f"explained {status}"}))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    with pytest.raises(AirflowFailException, match=f"answered {status}.*explained {status}"):
+        hook.request("GET", "/bad")
+    assert len(server.requests) == 1
+
+
+def test_wrong_credentials_fail_naming_system_and_connection(monkeypatch, server, caplog):
+    server.add("/x", (401, {}, {"message": "bad token"}))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(AirflowFailException, match="TEST rejected the credentials of "
+                                                      "connection 'test_api'") as err:
+            hook.request("GET", "/x")
+    assert SECRET not in str(err.value) and SECRET not in caplog.text
+
+
+def test_oauth_token_fetched_then_refreshed_on_401(monkeypatch, server):
+    server.add("/oauth2/token", (200, {}, {"access_token": "t1", "expires_in": 3600}),
+               (200, {}, {"access_token": "t2", "expires_in": 3600}))
+    server.add("/rec", (200, {}, {"n": 1}), (401, {}, {"error": "expired"}), (200, {}, {"n": 2}))
+    hook = _hook(monkeypatch, server, "oauth2_client_credentials", login="cid", password=SECRET)
+    hook.token_path = "/oauth2/token"
+    assert hook.request("GET", "/rec").json() == {"n": 1}
+    assert hook.request("GET", "/rec").json() == {"n": 2}
+    paths = [r["path"].split("?")[0] for r in server.requests]
+    assert paths == ["/oauth2/token", "/rec", "/rec", "/oauth2/token", "/rec"]
+    token_form = server.requests[0]["body"].decode()
+    assert "grant_type=client_credentials" in token_form and "client_id=cid" in token_form
+    assert server.requests[-1]["headers"]["Authorization"] == "Bearer t2"
+    assert hook.metrics.requests == 5
+
+
+def test_missing_credentials_name_the_field(monkeypatch, server):
+    hook = _hook(monkeypatch, server, "bearer_account", password=SECRET)
+    with pytest.raises(AirflowFailException, match="has no login \\(the account id\\)"):
+        hook.request("GET", "/v2/projects")
