@@ -5,11 +5,14 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: venv demo test test-db lint bench sandbox warehouse-stop pins clean help
+.PHONY: venv demo ui ui-stop test test-db lint bench bench-ingest bench-transform sandbox screenshots warehouse-stop pins clean help
 
 help:
 	@echo "make demo   - set up, then run the psops pipeline end to end and print a summary"
 	@echo "make test   - set up, then run the test suite (pytest)"
+	@echo "make ui     - the Airflow UI with psops' finance pages, in the foreground (URL and login printed)"
+	@echo "make ui-stop - stop the UI that make demo left running in the background"
+	@echo "make sandbox - the source-system sandbox in the foreground (ports and AIRFLOW_CONN_* printed)"
 	@echo "make lint   - ruff (with the Airflow 3 AIR rules)"
 	@echo "make bench  - benchmarks (parse cost of dags/)"
 	@echo "make pins   - re-resolve requirements.txt from requirements.in"
@@ -27,8 +30,23 @@ $(STAMP): requirements.txt
 	$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements.txt
 	@touch $(STAMP)
 
+# The pipeline, then the UI in the background (PSOPS_DEMO_UI=0 skips the UI).
 demo: venv
 	bin/demo
+	@if [ "$${PSOPS_DEMO_UI:-1}" != "0" ]; then bin/ui --background; fi
+
+ui: venv
+	bin/ui
+
+ui-stop: venv
+	bin/ui --stop
+
+sandbox: venv
+	PYTHONPATH=include $(VENV)/bin/python -m sandbox
+
+# Refresh the screenshots in docs/screenshots (the browser test, writing there).
+screenshots: venv
+	PSOPS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest -q -m browser
 
 test: venv
 	$(VENV)/bin/pytest -q
@@ -43,6 +61,12 @@ lint: venv
 bench: venv
 	$(VENV)/bin/python benchmarks/parse_dags.py
 
+bench-ingest: venv
+	$(VENV)/bin/python benchmarks/ingest_throughput.py
+
+bench-transform: venv
+	$(VENV)/bin/python benchmarks/transform_scale.py
+
 warehouse-stop: venv
 	PYTHONPATH=plugins $(VENV)/bin/python -m psops.warehouse stop
 
@@ -52,5 +76,5 @@ pins: venv
 	( echo "# Fully pinned for Python 3.11: regenerate with 'make pins' (see README)."; \
 	  cat requirements.txt.new ) > requirements.txt && rm requirements.txt.new
 
-clean: warehouse-stop
+clean: ui-stop
 	rm -rf .airflow .warehouse

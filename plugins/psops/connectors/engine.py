@@ -147,7 +147,7 @@ class StreamRun:
                 )
             log.warning("%s: %d records match but %d distinct were read (offset paging over "
                         "changing data skipped some); paging again", self.label, matching, distinct)
-        new_versions = self._keep_new_versions_only(run_id)
+        new_versions = self._keep_new_versions_only(run_id, watermark_before)
         if encoder.unparseable_times:
             log.warning("%s: %d records have an unparseable `%s`; loaded with no update time",
                         self.label, encoder.unparseable_times, stream.cursor_field)
@@ -207,14 +207,19 @@ class StreamRun:
             f"SELECT count(DISTINCT record_id) FROM {self.stream.table} WHERE run_id = %s",
             (run_id,)).fetchone()[0]
 
-    def _keep_new_versions_only(self, run_id: int) -> int:
+    def _keep_new_versions_only(self, run_id: int, watermark_before) -> int:
         """Drop rows that repeat a version raw already holds; return the rows kept."""
-        if self.records == 0:
-            return 0
-        self.conn.execute(drop_repeated_copies_sql(self.stream.table, not self.stream.snapshot),
-                          {"run_id": run_id})
-        return self.conn.execute(f"SELECT count(*) FROM {self.stream.table} WHERE run_id = %s",
-                                 (run_id,)).fetchone()[0]
+        rows = self.records
+        repeats_within_run = rows > self._distinct_loaded(run_id)
+        repeats_earlier_run = watermark_before is not None and not self.stream.snapshot
+        if repeats_within_run or repeats_earlier_run:
+            self.conn.execute(
+                drop_repeated_copies_sql(self.stream.table, across_runs=repeats_earlier_run),
+                {"run_id": run_id, "watermark_before": watermark_before})
+            rows = self.conn.execute(
+                f"SELECT count(*) FROM {self.stream.table} WHERE run_id = %s",
+                (run_id,)).fetchone()[0]
+        return rows
 
     def _finish_run(self, run_id: int, watermark_before, passes: int) -> datetime | None:
         """Inside the load transaction: advance the watermark, record the metrics."""

@@ -30,7 +30,6 @@ def raw_table_ddl(table: str) -> str:
             loaded_at         timestamptz NOT NULL DEFAULT now(),
             load_seq          bigint GENERATED ALWAYS AS IDENTITY
         );
-        CREATE INDEX IF NOT EXISTS {short}_record_idx ON {table} (record_id);
         CREATE INDEX IF NOT EXISTS {short}_run_brin ON {table} USING brin (run_id);
         CREATE INDEX IF NOT EXISTS {short}_seq_brin ON {table} USING brin (load_seq);
     """
@@ -38,14 +37,22 @@ def raw_table_ddl(table: str) -> str:
 
 def drop_repeated_copies_sql(table: str, across_runs: bool) -> str:
     """Delete this run's rows that repeat a version already in raw: the same record and
-    update time loaded earlier in this run (overlapping pages, duplicate copies) or, for
-    incremental streams, by an earlier run (the overlap window). Parameter: run id."""
-    earlier = "(old.run_id <> new.run_id OR old.load_seq < new.load_seq)" if across_runs \
-        else "(old.run_id = new.run_id AND old.load_seq < new.load_seq)"
+    update time loaded earlier in this run (overlapping pages, duplicate copies) or, with
+    `across_runs`, by an earlier run. Only rows at or before the previous watermark can
+    repeat an earlier run (the overlap window), which keeps the join small.
+    Parameters: run_id, watermark_before."""
+    if across_runs:
+        candidates = ("(new.source_updated_at <= %(watermark_before)s "
+                      "OR new.source_updated_at IS NULL)")
+        earlier = "(old.run_id <> new.run_id OR old.load_seq < new.load_seq)"
+    else:
+        candidates = "TRUE"
+        earlier = "(old.run_id = new.run_id AND old.load_seq < new.load_seq)"
     return f"""
         DELETE FROM {table} AS new
         USING {table} AS old
         WHERE new.run_id = %(run_id)s
+          AND {candidates}
           AND old.record_id = new.record_id
           AND old.source_updated_at IS NOT DISTINCT FROM new.source_updated_at
           AND old.payload = new.payload

@@ -106,6 +106,8 @@ class SourceApiHook(HttpHook):
             elif self.auth_style == "oauth2_client_credentials":
                 self._require(conn.login, "login (the client id)")
                 self._require(conn.password, "password (the client secret)")
+            elif self.auth_style == "none":
+                pass  # e.g. a chat incoming webhook: the secret is in the URL path
             else:
                 raise AirflowFailException(f"unknown auth style {self.auth_style!r}")
             self._session = session
@@ -162,17 +164,22 @@ class SourceApiHook(HttpHook):
     # -- requests --------------------------------------------------------------
 
     def request(self, method: str, path_or_url: str, *, params=None, json=None, data=None,
-                safe_to_retry: bool | None = None) -> requests.Response:
-        """Send one logical request; retry as the policy above says; return a 2xx response."""
+                safe_to_retry: bool | None = None,
+                accept_statuses: frozenset[int] | set[int] = frozenset()) -> requests.Response:
+        """Send one logical request; retry as the policy above says; return a 2xx response,
+        or a response whose status the caller listed in `accept_statuses` (e.g. {404} for a
+        lookup where "not found" is an answer, not an error)."""
         method = method.upper()
         if safe_to_retry is None:
             safe_to_retry = method == "GET"
         kwargs = {key: value for key, value in
                   (("params", params), ("json", json), ("data", data)) if value is not None}
-        return self._send_with_retries(method, self.url(path_or_url), kwargs, safe_to_retry)
+        return self._send_with_retries(method, self.url(path_or_url), kwargs, safe_to_retry,
+                                       accept_statuses=frozenset(accept_statuses))
 
     def _send_with_retries(self, method: str, url: str, kwargs: dict, safe_to_retry: bool,
-                           authenticate: bool = True) -> requests.Response:
+                           authenticate: bool = True,
+                           accept_statuses: frozenset[int] = frozenset()) -> requests.Response:
         session = self.get_conn()
         path = urlsplit(url).path
         refreshed_token = False
@@ -195,7 +202,7 @@ class SourceApiHook(HttpHook):
                 continue
 
             status = response.status_code
-            if 200 <= status < 300:
+            if 200 <= status < 300 or status in accept_statuses:
                 return response
             self.metrics.failed_requests += 1
 

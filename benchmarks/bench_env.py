@@ -1,0 +1,89 @@
+"""What the benchmarks share: a sandbox in its own process and a throwaway warehouse DB."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+for folder in ("plugins", "include"):
+    if str(REPO_ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT / folder))
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="psops_bench_airflow_"))
+
+import psycopg  # noqa: E402
+
+from psops import warehouse  # noqa: E402
+from psops.warehouse_migrations import apply_migrations  # noqa: E402
+
+
+@contextlib.contextmanager
+def sandbox_process(*args: str):
+    """`python -m sandbox` in its own process (so it does not share our GIL); yields its
+    AIRFLOW_CONN_* variables and control URL, already exported into os.environ."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "include")}
+    log = tempfile.NamedTemporaryFile("w+", prefix="psops_bench_sandbox_", suffix=".log")
+    process = subprocess.Popen([sys.executable, "-m", "sandbox", "--base-port", "0",
+                                "--no-natural-limits", *args], stdout=log,
+                               stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            text = Path(log.name).read_text()
+            if "export AIRFLOW_CONN_ALERTS_WEBHOOK" in text:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox did not start:\n{text}")
+            time.sleep(0.2)
+        conn_env = dict(re.findall(r"^export (AIRFLOW_CONN_\w+)='(.*)'$", text, re.M))
+        os.environ.update(conn_env)
+        psa_url = re.search(r"^\s+psa\s+(\S+)", text, re.M).group(1)
+        yield {"conn_env": conn_env, "psa_url": psa_url}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@contextlib.contextmanager
+def bench_database():
+    """A migrated database of its own on the configured server, dropped afterwards."""
+    started = False
+    if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
+        server = warehouse.configured_target()
+    else:
+        started = warehouse.start_embedded()
+        server = warehouse.embedded_target()
+    name = f"psops_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    target = replace(server, dbname=name)
+    saved = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = target.airflow_uri()
+    try:
+        with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+            apply_migrations(conn)
+        yield target
+    finally:
+        if saved is None:
+            os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+        else:
+            os.environ["AIRFLOW_CONN_WAREHOUSE"] = saved
+        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if started:
+            warehouse.stop_embedded()
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started

@@ -1,0 +1,1 @@
+"""psops' finance pages in the Airflow UI (a FastAPI app mounted by the api-server)."""

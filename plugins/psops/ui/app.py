@@ -1,0 +1,207 @@
+"""The finance pages of psops: a FastAPI app the Airflow api-server mounts at /psops.
+
+    /psops/billing       what can be invoiced, what blocks the rest, who must act
+    /psops/exceptions    the data-quality exception queue (open and recently resolved)
+    /psops/utilization   12 weeks of utilization vs target, timesheet compliance
+    /psops/data-docs/    the Great Expectations Data Docs of the last validation
+
+Every route depends on `requires_authenticated()`: no Airflow login, no data. A
+browser (Accept: text/html) without a login is redirected to the Airflow login
+page and comes back after it; any other client gets the 401/403. Every warehouse
+query runs as `psops_analyst` (see queries.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from psops.ui import charts, queries
+from psops.ui.provenance import find_provenance
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/psops"
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[2]
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters["money"] = charts.money
+TEMPLATES.filters["pct"] = charts.pct
+
+
+def data_docs_dir() -> Path:
+    """Same rule as the transform: $PSOPS_DATA_DOCS_DIR, else <repo>/build/data_docs."""
+    return Path(os.environ.get("PSOPS_DATA_DOCS_DIR") or REPO_ROOT / "build" / "data_docs")
+
+
+def _auth_dependency():
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+
+    return Depends(requires_authenticated())
+
+
+def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
+    """The app; `conninfo` returns the warehouse's psycopg conninfo (default: the Airflow
+    connection `warehouse`)."""
+    conninfo = conninfo or queries.airflow_connection_conninfo
+    app = FastAPI(
+        title="psops finance",
+        description="Billing readiness, exceptions and utilization for finance (read-only).",
+        dependencies=[_auth_dependency()],
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )
+
+    @app.exception_handler(HTTPException)
+    async def login_redirect(request: Request, exc: HTTPException):
+        if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(_login_url(request), status_code=307)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(queries.WarehouseUnavailable)
+    async def warehouse_down(request: Request, exc: queries.WarehouseUnavailable):
+        log.error("psops UI: %s", exc)
+        return HTMLResponse(_render(request, "error.html", page="", message=str(exc)),
+                            status_code=503)
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request):
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/billing", status_code=307)
+
+    @app.get("/billing", response_class=HTMLResponse)
+    def billing(request: Request, as_of: str | None = None, region: str | None = None,
+                project: str | None = None, billing_type: str | None = None):
+        chosen = _parse_date(as_of)
+        filters = queries.BillingFilters(region or None, project or None, billing_type or None)
+        with queries.analyst_connection(conninfo()) as conn:
+            dates = queries.as_of_dates(conn)
+            effective = queries.marts_as_of(conn, chosen)
+            if effective is None:
+                return _empty(request, "billing", dates, chosen)
+            view = queries.billing_view(conn, effective, filters)
+            view.kpis = queries.process_kpis(conn, effective)
+            pinned = queries.transform_run_ids(conn, effective)
+        return HTMLResponse(_render(
+            request, "billing.html", page="billing", view=view, dates=dates, chosen=chosen,
+            filters=filters, provenance=find_provenance(_ui_base(request), effective, pinned),
+        ))
+
+    @app.get("/exceptions", response_class=HTMLResponse)
+    def exceptions(request: Request, rule: str | None = None, severity: str | None = None):
+        with queries.analyst_connection(conninfo()) as conn:
+            view = queries.exceptions_view(conn, rule or None, severity or None)
+            latest = queries.marts_as_of(conn, None)
+            pinned = queries.transform_run_ids(conn, latest) if latest else []
+        provenance = find_provenance(_ui_base(request), latest, pinned) if latest else None
+        return HTMLResponse(_render(
+            request, "exceptions.html", page="exceptions", view=view, rule=rule or "",
+            severity=severity or "", provenance=provenance, effective=latest,
+            resolved_days=queries.RESOLVED_RECENTLY_DAYS,
+        ))
+
+    @app.get("/utilization", response_class=HTMLResponse)
+    def utilization(request: Request, as_of: str | None = None, region: str | None = None):
+        chosen = _parse_date(as_of)
+        with queries.analyst_connection(conninfo()) as conn:
+            dates = queries.as_of_dates(conn)
+            effective = queries.marts_as_of(conn, chosen, table="utilization_weekly")
+            if effective is None:
+                return _empty(request, "utilization", dates, chosen)
+            view = queries.utilization_view(conn, effective, region or None)
+            kpis = queries.process_kpis(conn, effective)
+            pinned = queries.transform_run_ids(conn, effective)
+        under = [p for p in view.people if p["under_target"]]
+        return HTMLResponse(_render(
+            request, "utilization.html", page="utilization", view=view, dates=dates,
+            chosen=chosen, region=region or "", kpis=kpis, under=under,
+            under_chart=charts.person_bars(under[:25], "Furthest below target first "
+                                           "(bar: utilization, black tick: target)")
+            if under else "",
+            region_charts=[charts.region_weeks(r, view.weeks) for r in view.regions],
+            sparklines={p["employee_id"]: charts.sparkline(p["weekly"], view.weeks, p["target"])
+                        for p in view.people},
+            compliance_chart=charts.compliance_bars(view.compliance_weeks),
+            provenance=find_provenance(_ui_base(request), effective, pinned),
+        ))
+
+    @app.get("/data-docs", include_in_schema=False)
+    def data_docs_root(request: Request):
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/data-docs/index.html",
+                                status_code=307)
+
+    @app.get("/data-docs/{path:path}", include_in_schema=False)
+    async def data_docs(path: str, request: Request):
+        directory = data_docs_dir()
+        if not (directory / "index.html").is_file():
+            return HTMLResponse(_render(
+                request, "error.html", page="", message=(
+                    f"No Data Docs yet in {directory}: they are written by the quality_gates "
+                    "task of psops_transform.")), status_code=404)
+        files = StaticFiles(directory=directory, html=True, check_dir=False)
+        return await files.get_response(path or "index.html", request.scope)
+
+    @app.get("/static/{path:path}", include_in_schema=False)
+    async def static(path: str, request: Request):
+        return await StaticFiles(directory=HERE / "static").get_response(path, request.scope)
+
+    return app
+
+
+def _parse_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(status_code=400, detail="as_of must be a date YYYY-MM-DD") from None
+
+
+def _ui_base(request: Request) -> str:
+    """The Airflow UI's base path, from where this app is mounted."""
+    root = request.scope.get("root_path", "")
+    return root[: -len(URL_PREFIX)] if root.endswith(URL_PREFIX) else root
+
+
+def _login_url(request: Request) -> str:
+    root, path = request.scope.get("root_path", ""), request.url.path
+    if not path.startswith(root + "/"):  # older Starlette: path relative to the mount
+        path = root + path
+    target = path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        url = get_auth_manager().get_url_login(next_url=target)
+    except Exception:  # noqa: BLE001 - no auth manager: the UI's own login route
+        url = "/auth/login?" + urlencode({"next": target})
+    return url if url.startswith(("http://", "https://")) else _ui_base(request) + url
+
+
+def _render(request: Request, template: str, **context) -> str:
+    root = request.scope.get("root_path", "")
+    return TEMPLATES.get_template(template).render(
+        root=root, ui_base=_ui_base(request), query=dict(request.query_params), **context)
+
+
+def _empty(request: Request, page: str, dates, chosen) -> HTMLResponse:
+    message = ("No marts yet for this date. They are built by the psops_transform DAG; "
+               "pick another date or run the pipeline.")
+    return HTMLResponse(_render(request, "error.html", page=page, message=message,
+                                dates=dates, chosen=chosen))
+
+
+app = create_app()

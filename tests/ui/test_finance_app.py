@@ -1,0 +1,312 @@
+"""The finance plugin app (mounted at /psops by the api-server), in process: login
+required, figures equal to the warehouse, queries as psops_analyst, links to runs."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import quote
+
+import markupsafe
+import psycopg
+import pytest
+
+from psops.ui import charts, queries
+from tests.ui.conftest import AS_OF
+
+PAGES = ["/billing", "/exceptions", "/utilization", "/data-docs/index.html", "/"]
+
+
+def _card(html: str, card_id: str) -> str:
+    match = re.search(rf'id="{card_id}">(.*?)<div class="sub">', html, re.S)
+    assert match, f"card {card_id} missing"
+    return match.group(1)
+
+
+def _by_currency(conn, status: str, where: str = "", params: tuple = ()) -> dict[str, Decimal]:
+    rows = conn.execute(
+        "SELECT br.currency, sum(br.amount), count(*) FROM marts.billing_readiness br "
+        "JOIN curated.projects p ON p.project_id = br.project_id "
+        f"WHERE br.as_of = %s AND br.status = %s {where} GROUP BY br.currency",
+        (AS_OF, status, *params)).fetchall()
+    return {cur: amount for cur, amount, _ in rows}
+
+
+def _count(conn, status: str, where: str = "", params: tuple = ()) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM marts.billing_readiness br "
+        "JOIN curated.projects p ON p.project_id = br.project_id "
+        f"WHERE br.as_of = %s AND br.status = %s {where}", (AS_OF, status, *params)).fetchone()[0]
+
+
+# --------------------------------------------------------------------------
+# No login, no data
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_without_login_an_api_client_gets_401_and_no_data(ui_client, page):
+    response = ui_client.get(page, follow_redirects=False)
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/json")
+    assert "PRJ-" not in response.text and "Not authenticated" in response.text
+
+
+@pytest.mark.parametrize("page", ["/billing", "/utilization?region=EMEA", "/exceptions"])
+def test_without_login_a_browser_is_sent_to_the_login_page(ui_client, page):
+    response = ui_client.get(page, headers={"accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/auth/login?next=" + quote(f"/psops{page}", safe="")
+    assert response.content == b""
+
+
+def test_a_forged_token_gets_no_data(ui_client):
+    response = ui_client.get("/billing", cookies={"_token": "not.a.jwt"}, follow_redirects=False)
+    assert response.status_code in (401, 403)
+    assert "PRJ-" not in response.text
+
+
+def test_with_the_ui_login_cookie_or_a_bearer_token_pages_answer(ui_client, airflow_auth):
+    token = airflow_auth()
+    for page in PAGES[:4]:
+        assert ui_client.get(page, cookies={"_token": token}).status_code == 200, page
+    bearer = ui_client.get("/billing", headers={"Authorization": f"Bearer {token}"})
+    assert bearer.status_code == 200
+
+
+# --------------------------------------------------------------------------
+# Read-only, as psops_analyst
+# --------------------------------------------------------------------------
+
+
+def test_every_query_runs_as_psops_analyst_read_only(finance_warehouse):
+    with queries.analyst_connection(finance_warehouse.target.conninfo()) as conn:
+        assert conn.execute("SELECT current_user AS u").fetchone()["u"] == "psops_analyst"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM confidential.employee_cost_rates")
+    with queries.analyst_connection(finance_warehouse.target.conninfo()) as conn:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM marts.billing_readiness")
+    with finance_warehouse.conn() as conn:  # the owner still sees the rows
+        assert conn.execute("SELECT count(*) FROM confidential.employee_cost_rates").fetchone()[0] > 0
+
+
+def test_a_warehouse_user_that_cannot_become_the_analyst_is_refused(finance_warehouse):
+    with finance_warehouse.conn() as admin:
+        admin.execute("DROP ROLE IF EXISTS psops_ui_outsider")
+        admin.execute("CREATE ROLE psops_ui_outsider LOGIN")
+    try:
+        conninfo = finance_warehouse.target.conninfo() + " user=psops_ui_outsider"
+        with pytest.raises(queries.WarehouseUnavailable, match="SET ROLE psops_analyst"):
+            with queries.analyst_connection(conninfo):
+                pass
+    finally:
+        with finance_warehouse.conn() as admin:
+            admin.execute("DROP ROLE psops_ui_outsider")
+
+
+def test_hostile_filter_values_are_parameters_not_sql(ui_client, airflow_auth):
+    response = ui_client.get("/billing", params={"region": "EMEA' OR '1'='1", "project": "x'; --"},
+                             cookies={"_token": airflow_auth()})
+    assert response.status_code == 200
+    assert 'id="ready-count">0<' in response.text and 'id="blocked-count">0<' in response.text
+
+
+# --------------------------------------------------------------------------
+# The figures equal the warehouse
+# --------------------------------------------------------------------------
+
+
+def test_billing_headline_figures_equal_the_mart(ui_client, airflow_auth, finance_warehouse):
+    html = ui_client.get("/billing", cookies={"_token": airflow_auth()}).text
+    with finance_warehouse.conn() as conn:
+        for status, card in (("ready", "card-ready"), ("blocked", "card-blocked")):
+            expected = _by_currency(conn, status)
+            assert expected, f"the sandbox has {status} items"
+            shown = _card(html, card)
+            for currency, amount in expected.items():
+                assert f'{currency}</span> {charts.money(amount)}' in shown, (status, currency)
+        assert f'id="ready-count">{_count(conn, "ready")}<' in html
+        assert f'id="blocked-count">{_count(conn, "blocked")}<' in html
+        assert f"as of {AS_OF.isoformat()}" in html
+
+
+def test_billing_filters_by_region_project_and_billing_type(ui_client, airflow_auth,
+                                                             finance_warehouse):
+    token = airflow_auth()
+    with finance_warehouse.conn() as conn:
+        html = ui_client.get("/billing", params={"region": "EMEA", "billing_type": "fixed_fee"},
+                             cookies={"_token": token}).text
+        where, params = "AND p.region = %s AND br.billing_type = %s", ("EMEA", "fixed_fee")
+        for currency, amount in _by_currency(conn, "ready", where, params).items():
+            assert f'{currency}</span> {charts.money(amount)}' in _card(html, "card-ready")
+        assert f'id="blocked-count">{_count(conn, "blocked", where, params)}<' in html
+
+        code = conn.execute(
+            "SELECT project_code FROM marts.billing_readiness WHERE as_of = %s AND status = "
+            "'blocked' ORDER BY amount DESC LIMIT 1", (AS_OF,)).fetchone()[0]
+        html = ui_client.get("/billing", params={"project": code}, cookies={"_token": token}).text
+        assert f'id="blocked-count">{_count(conn, "blocked", "AND br.project_code = %s", (code,))}<' in html
+        assert set(re.findall(r'data-item="([^/"]+)/', html)) == {code}
+
+
+def test_every_blocked_item_shows_its_reasons_and_blocking_records(ui_client, airflow_auth,
+                                                                   finance_warehouse):
+    html = ui_client.get("/billing", cookies={"_token": airflow_auth()}).text
+    with finance_warehouse.conn() as conn:
+        blockers = conn.execute(
+            "SELECT project_code, item_id, reason, blocking_record_id "
+            "FROM marts.billing_readiness_blockers WHERE as_of = %s", (AS_OF,)).fetchall()
+        reasons = conn.execute(
+            "SELECT r, count(*) FROM marts.billing_readiness, unnest(blocking_reasons) r "
+            "WHERE as_of = %s AND status = 'blocked' GROUP BY r", (AS_OF,)).fetchall()
+    items = dict(re.findall(r'data-item="([^"]+)"(.*?)</details>', html, re.S))
+    for code, item_id, reason, record in blockers:
+        block = items[f"{code}/{item_id}"]
+        assert f"<code>{record}</code>" in block and reason in block
+    for reason, n in reasons:
+        row = re.search(rf'data-reason="{reason}">.*?class="num reason-items">(\d+)<', html, re.S)
+        assert row and int(row.group(1)) == n, reason
+    # who must act: a named person (the PM or the entry's author) or the finance team
+    assert "Who to chase" in html and "@psops-demo.com" in html
+
+
+def test_exceptions_page_shows_the_open_queue_by_rule(ui_client, airflow_auth, finance_warehouse):
+    html = ui_client.get("/exceptions", cookies={"_token": airflow_auth()}).text
+    with finance_warehouse.conn() as conn:
+        by_rule = conn.execute(
+            "SELECT rule_id, count(*) FROM ops.exceptions WHERE status = 'open' GROUP BY rule_id"
+        ).fetchall()
+        errors = conn.execute("SELECT count(*) FROM ops.exceptions WHERE status = 'open' "
+                              "AND severity = 'error'").fetchone()[0]
+    assert by_rule and errors
+    assert f'id="open-errors">{errors}<' in html
+    for rule_id, n in by_rule:
+        row = re.search(rf'data-rule="{re.escape(rule_id)}">.*?class="num rule-count">(\d+)<',
+                        html, re.S)
+        assert row and int(row.group(1)) == n, rule_id
+    from psops.transform.rules import load_catalogue
+
+    meaning = load_catalogue().rule("time_entry.hours_range").description
+    assert str(markupsafe.escape(meaning)) in html  # the rule in words, not only its id
+    filtered = ui_client.get("/exceptions", params={"severity": "warning"},
+                             cookies={"_token": airflow_auth()}).text
+    assert 'id="open-errors">0<' in filtered
+
+
+def test_exceptions_page_lists_what_was_resolved_recently(ui_client, airflow_auth,
+                                                          finance_warehouse):
+    with finance_warehouse.conn() as conn:
+        key = conn.execute(
+            "UPDATE ops.exceptions SET status = 'resolved', resolved_at = now() "
+            "WHERE id = (SELECT min(id) FROM ops.exceptions WHERE status = 'open' "
+            "AND severity = 'warning') RETURNING record_key").fetchone()[0]
+    try:
+        html = ui_client.get("/exceptions", cookies={"_token": airflow_auth()}).text
+        resolved = html.split('id="resolved-rows"')[1]
+        assert f"<code>{key}</code>" in resolved
+        assert 'id="resolved-recently">1<' in html
+    finally:
+        with finance_warehouse.conn() as conn:
+            conn.execute("UPDATE ops.exceptions SET status = 'open', resolved_at = NULL "
+                         "WHERE record_key = %s AND status = 'resolved'", (key,))
+
+
+def _utilization_from_sql(conn, region: str | None = None):
+    """Per person over the 12 complete weeks, computed independently of the app."""
+    monday = AS_OF - timedelta(days=AS_OF.weekday())
+    first, last = monday - timedelta(weeks=12), monday - timedelta(weeks=1)
+    rows = conn.execute(
+        """SELECT u.employee_id, e.location, sum(u.billable_hours), sum(u.capacity_hours),
+                  max(u.target_utilization)
+           FROM marts.utilization_weekly u JOIN curated.employees e USING (employee_id)
+           WHERE u.as_of = %s AND u.week_start BETWEEN %s AND %s
+           GROUP BY u.employee_id, e.location""", (AS_OF, first, last)).fetchall()
+    people = {}
+    for emp, location, billable, capacity, target in rows:
+        reg = queries.OFFICE_REGIONS.get(location, location)
+        if region and reg != region:
+            continue
+        util = billable / capacity if capacity else None
+        people[emp] = (reg, util, target, billable, capacity)
+    return people
+
+
+def test_utilization_page_names_who_is_under_target(ui_client, airflow_auth, finance_warehouse):
+    html = ui_client.get("/utilization", cookies={"_token": airflow_auth()}).text
+    with finance_warehouse.conn() as conn:
+        people = _utilization_from_sql(conn)
+    under = {e for e, (_, u, t, _, _) in people.items() if u is not None and t is not None and u < t}
+    assert under, "the sandbox has people under target"
+    assert f'id="under-count">{len(under)}<' in html
+    shown_under = set(re.findall(r'<tr data-employee="([^"]+)" class="under">', html))
+    assert shown_under == under
+    totals = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for reg, _, _, billable, capacity in people.values():
+        totals[reg][0] += billable
+        totals[reg][1] += capacity
+    for reg, (billable, capacity) in totals.items():
+        card = re.search(rf'data-region="{reg}">.*?class="big region-util">([^<]+)<', html, re.S)
+        assert card and card.group(1) == charts.pct(billable / capacity, 1), reg
+    assert html.count("<svg") >= len(people) + len(totals) + 2  # charts + a sparkline each
+
+
+def test_utilization_filters_by_region_and_shows_timesheet_compliance(ui_client, airflow_auth,
+                                                                       finance_warehouse):
+    html = ui_client.get("/utilization", params={"region": "APAC", "as_of": AS_OF.isoformat()},
+                         cookies={"_token": airflow_auth()}).text
+    with finance_warehouse.conn() as conn:
+        people = _utilization_from_sql(conn, "APAC")
+        kpi = conn.execute("SELECT value FROM marts.process_kpis WHERE as_of = %s AND kpi = "
+                           "'timesheet_on_time_rate'", (AS_OF,)).fetchone()[0]
+    assert set(re.findall(r'<tr data-employee="([^"]+)"', html)) == set(people)
+    assert f'id="on-time-rate">{charts.pct(kpi, 1)}<' in html
+    assert 'id="compliance-chart"' in html
+
+
+def test_a_later_date_reads_the_latest_marts_on_or_before_it(ui_client, airflow_auth):
+    html = ui_client.get("/billing", params={"as_of": "2026-04-15"},
+                         cookies={"_token": airflow_auth()}).text
+    assert f"as of {AS_OF.isoformat()}" in html and "latest marts on or before 2026-04-15" in html
+    early = ui_client.get("/billing", params={"as_of": "2020-01-01"},
+                          cookies={"_token": airflow_auth()})
+    assert early.status_code == 200 and "No marts yet for this date" in early.text
+    assert ui_client.get("/billing", params={"as_of": "31/03/2026"},
+                         cookies={"_token": airflow_auth()}).status_code == 400
+
+
+# --------------------------------------------------------------------------
+# Links to the runs, the task logs and the Data Docs
+# --------------------------------------------------------------------------
+
+
+def test_pages_link_to_the_transform_run_its_task_logs_and_the_data_docs(
+        ui_client, airflow_auth, finance_warehouse):
+    run = quote(finance_warehouse.transform_run_id, safe="")
+    for page in ("/billing", "/utilization", "/exceptions"):
+        html = ui_client.get(page, cookies={"_token": airflow_auth()}).text
+        assert f'href="/dags/psops_transform/runs/{run}"' in html, page
+        for task in ("quality_gates", "publish_marts", "summary"):
+            assert f'href="/dags/psops_transform/runs/{run}/tasks/{task}"' in html
+        assert 'href="/psops/data-docs/index.html"' in html
+
+
+def test_data_docs_are_served_behind_the_login(ui_client, airflow_auth):
+    token = airflow_auth()
+    index = ui_client.get("/data-docs/index.html", cookies={"_token": token})
+    assert index.status_code == 200 and "<html" in index.text.lower()
+    assert ui_client.get("/data-docs/index.html").status_code == 401
+    escape = ui_client.get("/data-docs/../../../../etc/passwd", cookies={"_token": token})
+    assert escape.status_code == 404 and "root:" not in escape.text
+
+
+def test_the_plugin_registers_the_app_and_a_navigation_entry():
+    import psops_ui_plugin
+
+    plugin = psops_ui_plugin.PsopsFinancePlugin
+    assert [a["url_prefix"] for a in plugin.fastapi_apps] == ["/psops"]
+    (view,) = plugin.external_views
+    assert view["href"] == "/psops/billing" and view["url_route"] == "psops-finance"
+    assert view["destination"] == "nav" and view["nav_top_level"]
