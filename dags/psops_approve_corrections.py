@@ -1,0 +1,88 @@
+"""psops_approve_corrections: finance approves or rejects large corrections in the
+Airflow UI (human-in-the-loop), then the approved ones are applied (logic:
+plugins/psops/writeback/approval.py)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from psops.dag_defaults import START_DATE, default_args
+
+APPROVAL_TIMEOUT = timedelta(minutes=float(os.environ.get("PSOPS_APPROVAL_TIMEOUT_MINUTES",
+                                                          24 * 60)))
+
+DOC = """
+### psops_approve_corrections: finance decides on large corrections
+
+**Why.** psops_writeback applies small corrections at once, but when one project's
+corrections in a run change billable money by more than the threshold
+(`PSOPS_APPROVAL_THRESHOLD`, default 1,000) it holds them as a batch and triggers
+this DAG with `{"batch_id": ...}` (without it, the oldest waiting batch is shown).
+
+**Finance: how to decide.** Open this run → the task **finance_approval** (or the
+*Required actions* page, badge in the top bar). The subject names the batch's
+projects and total; the body is a table of every change (project, what changes,
+worth). Click **Approve** to write them to the PSA / ERP, or **Reject** to discard
+them. To approve all but some projects, type their codes in *reject_projects*
+(comma-separated) and Approve. No answer within `PSOPS_APPROVAL_TIMEOUT_MINUTES`
+(default 24 h) = rejected (expired). Every decision, with your user name, is in
+`ops.correction_log`; the outbox rows carry `decided_by`.
+
+**On call.** `apply_decision` applies approved changes through the same outbox as
+psops_writeback (exactly once; a failed write is retried by the next psops_writeback
+run). Under `airflow dags test` the approval task waits until answered through the
+UI or the REST API (`PATCH /api/v2/dags/psops_approve_corrections/dagRuns/<run>/
+taskInstances/finance_approval/-1/hitlDetails`); psops_writeback expires stale
+batches on its own, so nothing depends on the scheduler for expiry.
+"""
+
+
+@dag(
+    dag_id="psops_approve_corrections",
+    schedule=None,
+    start_date=START_DATE,
+    catchup=False,
+    default_args=default_args(),
+    doc_md=DOC,
+    params={"batch_id": Param(None, type=["null", "string"],
+                              description="approval batch (ops.approval_batches)")},
+    tags=["psops", "writeback", "approval", "finance"],
+)
+def psops_approve_corrections():
+    @task
+    def describe_batch() -> dict:
+        from psops.writeback.tasks import describe_task
+
+        return describe_task(get_current_context())
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def needs_decision(described: dict) -> bool:
+        return bool(described.get("pending"))
+
+    finance_approval = HITLOperator(
+        task_id="finance_approval",
+        subject="{{ ti.xcom_pull(task_ids='describe_batch')['subject'] }}",
+        body="{{ ti.xcom_pull(task_ids='describe_batch')['body'] }}",
+        options=["Approve", "Reject"],
+        defaults=["Reject"],
+        multiple=False,
+        params={"reject_projects": Param("", type="string",
+                                         description="project codes to reject (comma-separated)")},
+        response_timeout=APPROVAL_TIMEOUT,
+    )
+
+    @task(trigger_rule="all_done")
+    def apply_decision(described: dict) -> str:
+        from psops.writeback.tasks import decision_task
+
+        return decision_task(get_current_context(), described)
+
+    described = describe_batch()
+    needs_decision(described) >> finance_approval >> apply_decision(described)
+
+
+psops_approve_corrections()

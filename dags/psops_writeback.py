@@ -1,0 +1,117 @@
+"""psops_writeback: deal-to-project set-up, corrections and the alert digest
+(logic: plugins/psops/writeback). Never waits for a person: large corrections are
+handed to a run of psops_approve_corrections."""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Asset, dag, get_current_context, task
+
+from psops.dag_defaults import START_DATE, default_args
+
+MARTS = Asset("psops://marts")
+
+DOC = """
+### psops_writeback: pushing the fixes back to CRM, PSA and ERP
+
+**What it does.** Runs after every marts build (`psops://marts`). Every write goes
+through the outbox `ops.outbox`: one row per intended write with an idempotency key
+(`psa.project:deal:<id>`, `erp.job:<code>`, `crm.deal_link:<deal>`,
+`erp.billing_line:milestone:<id>`, `psa.time_entry_rate:<entry>:<rate>`), status
+`pending` → `sent` → `confirmed` / `failed` (with the system's answer). Before any
+create the record is looked up (PSA `crm_deal_id`, ERP `eid:<externalId>`) and
+adopted if it exists, so no run, retry, crash or re-run creates a second project,
+job or billing line.
+
+1. **plan_writes** - closed-won deals with a signed contract and no PSA project are
+   validated (billing type, amount > 0, ERP customer, region); invalid ones go to
+   `ops.exceptions` (`deal.setup_invalid`) and the alert. Corrections are computed
+   (`include/sql/writeback/corrections.sql`): active projects without an ERP job,
+   accepted fixed-fee milestones without a billing line, approved billable time at a
+   rate other than the rate card. A project whose new corrections are worth more than
+   `PSOPS_APPROVAL_THRESHOLD` (default 1,000, in the project's currency) waits for
+   finance; the rest is approved automatically. Unanswered batches older than
+   `PSOPS_APPROVAL_TIMEOUT_MINUTES` (default 1,440) are expired as rejected here.
+2. **set_up_projects** - per deal, in order: PSA project, ERP job (entityId = code,
+   externalId = PSA id), CRM `psa_project_id`. A failed step is retried next run
+   from that step.
+3. **apply_corrections** - the approved corrections.
+4. **send_alert_digest** - one chat message per run to `alerts_webhook`: ready to
+   bill, blocked by reason, new error exceptions, missing/late timesheets, invalid
+   deals, approvals waiting, failed writes, what was written. Unchanged items are
+   not repeated within 24 hours; nothing new = no message.
+5. **hand_over_approvals** - when corrections were held: triggers
+   `psops_approve_corrections` for the batch (this DAG does not wait).
+
+**Finance.** What was approved by whom: `ops.correction_log`. Held corrections:
+open the `psops_approve_corrections` run → *Required actions*.
+
+**On call.** A `failed` outbox row keeps the system's answer in `response_body` and
+is retried on the next run (lookup first, so it is safe). 4xx answers are a
+contract problem: fix and let the next run retry. Re-running this DAG is always safe.
+"""
+
+
+@dag(
+    dag_id="psops_writeback",
+    schedule=[MARTS],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    doc_md=DOC,
+    tags=["psops", "writeback", "alerts", "finance"],
+)
+def psops_writeback():
+    @task
+    def plan_writes() -> dict:
+        from psops.writeback.tasks import plan_task
+
+        return plan_task(get_current_context())
+
+    @task
+    def set_up_projects(plan: dict) -> dict:
+        from psops.writeback.tasks import setup_task
+
+        return setup_task()
+
+    @task
+    def apply_corrections(plan: dict) -> dict:
+        from psops.writeback.tasks import corrections_task
+
+        return corrections_task()
+
+    @task
+    def send_alert_digest(setup: dict, corrections: dict) -> dict:
+        from psops.writeback.tasks import alert_task
+
+        return alert_task(get_current_context(), setup, corrections)
+
+    @task
+    def summary(plan: dict, setup: dict, corrections: dict, digest: dict) -> str:
+        from psops.writeback.tasks import run_summary
+
+        return run_summary(plan, setup, corrections, digest)
+
+    @task.short_circuit
+    def corrections_held(plan: dict) -> bool:
+        return bool(plan.get("batch_id"))
+
+    plan = plan_writes()
+    setup = set_up_projects(plan)
+    corrections = apply_corrections(plan)
+    setup >> corrections
+    digest = send_alert_digest(setup, corrections)
+    summary(plan, setup, corrections, digest)
+
+    corrections_held(plan) >> TriggerDagRunOperator(
+        task_id="hand_over_approvals",
+        trigger_dag_id="psops_approve_corrections",
+        trigger_run_id="approve__{{ ti.xcom_pull(task_ids='plan_writes')['batch_id'] }}",
+        conf={"batch_id": "{{ ti.xcom_pull(task_ids='plan_writes')['batch_id'] }}"},
+        wait_for_completion=False,
+        skip_when_already_exists=True,
+    )
+
+
+psops_writeback()
