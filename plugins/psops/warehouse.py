@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_DIR = Path(os.environ.get("PSOPS_WAREHOUSE_DIR", REPO_ROOT / ".warehouse"))
-EMBEDDED_PORT = int(os.environ.get("PSOPS_WAREHOUSE_PORT", "54329"))
+DEFAULT_EMBEDDED_PORT = 54329
 EMBEDDED_DATABASE = "psops"
 EMBEDDED_SUPERUSER = "postgres"
 # PostgreSQL refuses to run as root; the wheel's own convention is this user.
@@ -180,7 +180,7 @@ def configured_target() -> WarehouseTarget:
 def embedded_target() -> WarehouseTarget:
     return WarehouseTarget(
         host="127.0.0.1",
-        port=EMBEDDED_PORT,
+        port=embedded_port(),
         user=EMBEDDED_SUPERUSER,
         password=None,
         dbname=EMBEDDED_DATABASE,
@@ -259,6 +259,39 @@ def _open_path_for_server_user(path: Path) -> None:
             binary.chmod(wanted)
 
 
+def _port_file() -> Path:
+    return EMBEDDED_DIR / "port"
+
+
+def embedded_port() -> int:
+    """PSOPS_WAREHOUSE_PORT, else the port this checkout's server last took, else 54329."""
+    if os.environ.get("PSOPS_WAREHOUSE_PORT"):
+        return int(os.environ["PSOPS_WAREHOUSE_PORT"])
+    if _port_file().exists():
+        return int(_port_file().read_text().strip())
+    return DEFAULT_EMBEDDED_PORT
+
+
+def _port_for_start() -> int:
+    """The port to start on. When the usual one is taken (say, by another checkout's
+    warehouse) and none was asked for, take a free one and remember it for this checkout."""
+    port = embedded_port()
+    if not _port_taken(port):
+        return port
+    if os.environ.get("PSOPS_WAREHOUSE_PORT"):
+        raise WarehouseError(
+            f"port {port} on 127.0.0.1 (PSOPS_WAREHOUSE_PORT) is used by another program; "
+            "choose a free port, or set AIRFLOW_CONN_WAREHOUSE to a PostgreSQL"
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    print(f"psops: port {port} is taken; the embedded warehouse of this checkout uses {free}",
+          file=sys.stderr)
+    _port_file().write_text(f"{free}\n")
+    return free
+
+
 def embedded_is_running() -> bool:
     pgdata = _pgdata()
     if not (pgdata / "postmaster.pid").exists():
@@ -281,11 +314,7 @@ def start_embedded() -> bool:
     EMBEDDED_DIR.mkdir(parents=True, exist_ok=True)
     if embedded_is_running():
         return False
-    if _port_taken(EMBEDDED_PORT):
-        raise WarehouseError(
-            f"port {EMBEDDED_PORT} on 127.0.0.1 is used by another program; "
-            "set PSOPS_WAREHOUSE_PORT to a free port or AIRFLOW_CONN_WAREHOUSE to a PostgreSQL"
-        )
+    port = _port_for_start()
     as_server_user = _run_as_server_user()
     if not (pgdata / "PG_VERSION").exists():
         if pgdata.exists():
@@ -294,7 +323,7 @@ def start_embedded() -> bool:
         _open_path_for_server_user(pgdata)
         _run_pg(["initdb", "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
                  "--no-instructions", "-U", EMBEDDED_SUPERUSER], as_server_user)
-    options = f"-h 127.0.0.1 -p {EMBEDDED_PORT} -k {pgdata} -c max_connections=200"
+    options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200"
     _run_pg(["pg_ctl", "-D", str(pgdata), "-w", "-t", "60", "-o", options,
              "-l", str(pgdata / "server.log"), "start"], as_server_user)
     _ensure_database(EMBEDDED_DATABASE)

@@ -141,24 +141,27 @@ def summary(conn, run_id: int) -> str:
     kpis = dict(conn.execute(
         "SELECT kpi, value FROM marts.process_kpis WHERE as_of = %s", (as_of,)
     ).fetchall())
-    blocked, ready = conn.execute(
-        "SELECT count(*) FILTER (WHERE status = 'blocked'), count(*) FILTER (WHERE status = 'ready') "
-        "FROM marts.billing_readiness WHERE as_of = %s", (as_of,)
-    ).fetchone()
+    counts = {"ready": 0, "blocked": 0}
+    amounts: dict[str, list[str]] = {"ready": [], "blocked": []}
+    for status_, currency, count, amount in conn.execute(
+        "SELECT status, coalesce(currency, '?'), count(*), sum(amount) "
+        "FROM marts.billing_readiness WHERE as_of = %s AND status IN ('ready', 'blocked') "
+        "GROUP BY 1, 2 ORDER BY 1, 2", (as_of,)
+    ):
+        counts[status_] += count
+        amounts[status_].append(f"{currency} {amount:,.2f}")
     open_errors, open_warnings = conn.execute(
         "SELECT count(*) FILTER (WHERE severity = 'error'), count(*) FILTER (WHERE severity = 'warning') "
         "FROM ops.exceptions WHERE status = 'open'"
     ).fetchone()
 
-    def money(v):
-        return "n/a" if v is None else f"{v:,.2f}"
-
     def pct(v):
         return "n/a" if v is None else f"{float(v):.1%}"
 
     return (
-        f"marts published for {as_of}: {ready} items ready to bill ({money(kpis.get('ready_to_bill_amount'))}), "
-        f"{blocked} blocked ({money(kpis.get('blocked_amount'))}); billable utilization "
+        f"marts published for {as_of}: {counts['ready']} items ready to bill "
+        f"({', '.join(amounts['ready']) or '0'}), {counts['blocked']} blocked "
+        f"({', '.join(amounts['blocked']) or '0'}); billable utilization "
         f"{pct(kpis.get('billable_utilization'))}, timesheets on time {pct(kpis.get('timesheet_on_time_rate'))}; "
         f"{open_errors} quarantined records, {open_warnings} open warnings"
     )
