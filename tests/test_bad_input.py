@@ -40,12 +40,13 @@ def test_malformed_warehouse_connection(tmp_path, value, expected):
     assert expected in line
 
 
-def test_unreachable_warehouse_is_one_line(tmp_path):
+@pytest.mark.parametrize("command", ["check", "migrate"])
+def test_unreachable_warehouse_is_one_line(tmp_path, command):
     closed_port = _free_port()
     env = {**os.environ,
            "AIRFLOW_CONN_WAREHOUSE": f"postgres://nobody:secret@127.0.0.1:{closed_port}/db",
            "PYTHONPATH": str(REPO_ROOT / "plugins")}
-    result = subprocess.run([sys.executable, "-m", "psops.warehouse", "check"], env=env,
+    result = subprocess.run([sys.executable, "-m", "psops.warehouse", command], env=env,
                             capture_output=True, text=True, timeout=60)
     line = _one_clear_line(result)
     assert f"cannot reach the warehouse at nobody@127.0.0.1:{closed_port}/db" in line

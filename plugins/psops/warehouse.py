@@ -406,6 +406,7 @@ def main(argv: list[str]) -> int:
         elif command == "migrate":
             from psops.warehouse_migrations import apply_migrations_to
 
+            check_connection(configured_target())
             applied = apply_migrations_to(configured_target())
             print(f"psops: warehouse {configured_target().describe()} migrated "
                   f"({len(applied)} new migration(s){': ' + ', '.join(applied) if applied else ''})")
