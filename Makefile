@@ -25,7 +25,10 @@ $(STAMP): requirements.txt
 	  echo "psops: error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
 	  echo "psops: error: $(PYTHON) is not Python 3.11; run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@if [ -e $(VENV) ] && ! { [ -x $(VENV)/bin/uv ] || $(VENV)/bin/python -m pip --version >/dev/null 2>&1; }; then \
+	  echo "psops: $(VENV) is incomplete (an interrupted set-up?); recreating it"; rm -rf $(VENV); fi
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "psops: error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3.11-venv" >&2; exit 1; }
 	@test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install --quiet "$$(grep -E '^uv==' requirements.txt | cut -d' ' -f1)"
 	$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements.txt
 	@touch $(STAMP)

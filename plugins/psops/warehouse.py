@@ -241,22 +241,28 @@ def _ensure_os_user() -> None:
         )
 
 
-def _open_path_for_server_user(path: Path) -> None:
-    """As root: let the server user traverse to `path` and own the data folder."""
+def _let_server_user_reach(pgdata: Path) -> None:
+    """As root: the server's OS user must traverse to its data and to its binaries."""
     if os.geteuid() != 0:
         return
-    for parent in reversed(path.parents):
+    binaries = _pg_bin("postgres").parent
+    for parent in (*reversed(pgdata.parents), *reversed(binaries.parents)):
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)
-    entry = pwd.getpwnam(EMBEDDED_OS_USER)
-    for folder in (path, *path.rglob("*")):
-        os.chown(folder, entry.pw_uid, entry.pw_gid)
-    for binary in _pg_bin("postgres").parent.parent.rglob("*"):
+    for binary in binaries.parent.rglob("*"):
         mode = binary.stat().st_mode
         wanted = mode | 0o004 | (0o001 if mode & 0o100 else 0)
         if mode != wanted:
             binary.chmod(wanted)
+
+
+def _give_to_server_user(pgdata: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam(EMBEDDED_OS_USER)
+    for folder in (pgdata, *pgdata.rglob("*")):
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
 
 
 def _port_file() -> Path:
@@ -316,11 +322,14 @@ def start_embedded() -> bool:
         return False
     port = _port_for_start()
     as_server_user = _run_as_server_user()
-    if not (pgdata / "PG_VERSION").exists():
+    needs_initdb = not (pgdata / "PG_VERSION").exists()
+    if needs_initdb:
         if pgdata.exists():
             shutil.rmtree(pgdata)
         pgdata.mkdir(parents=True)
-        _open_path_for_server_user(pgdata)
+        _give_to_server_user(pgdata)
+    _let_server_user_reach(pgdata)
+    if needs_initdb:
         _run_pg(["initdb", "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
                  "--no-instructions", "-U", EMBEDDED_SUPERUSER], as_server_user)
     options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200"
@@ -397,8 +406,9 @@ def main(argv: list[str]) -> int:
             # For `eval` in shell scripts: start the embedded server unless one is configured.
             if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
                 configured_target()  # validate only
-            else:
-                start_embedded()
+            elif start_embedded():
+                print(f"psops: started the embedded warehouse at {embedded_target().describe()} "
+                      "(it keeps running; `make warehouse-stop` stops it)", file=sys.stderr)
                 print(f"export AIRFLOW_CONN_WAREHOUSE={_shell_quote(embedded_target().airflow_uri())}")
         elif command == "check":
             check_connection(configured_target())

@@ -131,3 +131,24 @@ def test_missing_credentials_name_the_field(monkeypatch, server):
     hook = _hook(monkeypatch, server, "bearer_account", password=SECRET)
     with pytest.raises(AirflowFailException, match="has no login \\(the account id\\)"):
         hook.request("GET", "/v2/projects")
+
+
+def test_503_with_retry_after_is_not_a_reason_to_resend_a_create(monkeypatch, server):
+    """Only reads are resent on a 503: a create may have been applied (the outbox looks up)."""
+    server.add("/v2/projects", (503, {"Retry-After": "0"}, b"busy"))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    with pytest.raises(SourceApiError, match="may have been applied"):
+        hook.request("POST", "/v2/projects", json={"name": "x"})
+    assert len(server.requests) == 1
+
+
+def test_webhook_path_is_a_secret_and_never_in_messages(monkeypatch, server, caplog):
+    secret_path = "/services/T0SECRET/B0SECRET/very-secret-token"
+    server.add(secret_path, (429, {"Retry-After": "0"}, b"slow down"), (400, {}, b"invalid_payload"))
+    hook = _hook(monkeypatch, server, "none", extra={"path": secret_path})
+    with caplog.at_level(logging.INFO):  # Airflow's task log level (urllib3 DEBUG shows URLs)
+        with pytest.raises(AirflowFailException) as err:
+            hook.request("POST", hook.extra("path"), json={"no": "text"})
+    assert "invalid_payload" in str(err.value)
+    assert "very-secret-token" not in str(err.value) and "very-secret-token" not in caplog.text
+    assert "/services/…(redacted)" in str(err.value)

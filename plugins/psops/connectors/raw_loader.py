@@ -43,7 +43,7 @@ def drop_repeated_copies_sql(table: str, across_runs: bool) -> str:
     Parameters: run_id, watermark_before."""
     if across_runs:
         candidates = ("(new.source_updated_at <= %(watermark_before)s "
-                      "OR new.source_updated_at IS NULL)")
+                      "OR new.source_updated_at IS NULL OR old.run_id = new.run_id)")
         earlier = "(old.run_id <> new.run_id OR old.load_seq < new.load_seq)"
     else:
         candidates = "TRUE"
@@ -98,9 +98,12 @@ class RecordEncoder:
             updated = None
             if self.updated_of is not None:
                 updated = self.updated_of(record)
-                if updated is not None and parse_time(updated) is None:
-                    self.unparseable_times += 1
-                    updated = None  # kept in the payload; downstream quality flags it
+                if updated is not None:
+                    moment = parse_time(updated)
+                    if moment is None:
+                        self.unparseable_times += 1  # kept in the payload; quality flags it
+                    # the parsed time, in UTC: epoch milliseconds and naive times too
+                    updated = moment.isoformat() if moment is not None else None
             payload = orjson.dumps(record)
             if b"\\" in payload:
                 payload = payload.replace(b"\\", b"\\\\")

@@ -181,7 +181,7 @@ class SourceApiHook(HttpHook):
                            authenticate: bool = True,
                            accept_statuses: frozenset[int] = frozenset()) -> requests.Response:
         session = self.get_conn()
-        path = urlsplit(url).path
+        path = self._display_path(url)
         refreshed_token = False
         attempt = 0
         while True:
@@ -219,7 +219,10 @@ class SourceApiHook(HttpHook):
                     f"'{self.http_conn_id}' ({status} on {method} {path}): {_body(response)}"
                 )
             retry_after = _retry_after_seconds(response)
-            throttled = status == 429 or (status == 503 and retry_after is not None)
+            # 429 means "not applied", so even a create may be sent again; a 503 with
+            # Retry-After (HRIS throttling) only when the request is safe to repeat.
+            throttled = status == 429 or (status == 503 and retry_after is not None
+                                          and safe_to_retry)
             if throttled:
                 self.metrics.throttled += 1
                 self._wait_before_retry(attempt, method, path, f"throttled ({status})",
@@ -236,6 +239,15 @@ class SourceApiHook(HttpHook):
             raise AirflowFailException(
                 f"{self.system.upper()} {method} {path} answered {status}: {_body(response)}"
             )
+
+    def _display_path(self, url: str) -> str:
+        """The URL path for messages and logs. Without auth (a chat webhook) the path itself
+        is the secret: only its first segment is shown."""
+        path = urlsplit(url).path
+        if self.auth_style == "none":
+            first = path.strip("/").split("/")[0]
+            return f"/{first}/…(redacted)"
+        return path
 
     def _wait_before_retry(self, attempt: int, method: str, path: str, reason: str,
                            retry_after: float | None = None) -> None:

@@ -1,0 +1,29 @@
+"""COPY encoding of source records (no I/O)."""
+
+from psops.connectors.paginators import path_getter
+from psops.connectors.raw_loader import RecordEncoder
+from psops.connectors.spec import load_spec
+
+
+def _encoder():
+    stream = load_spec("psa").stream("time_entries")
+    return RecordEncoder(stream, 7, path_getter("id"), path_getter("updated_at"))
+
+
+def test_update_times_are_written_parsed_in_utc():
+    lines = _encoder().encode([
+        {"id": 1, "updated_at": "2026-03-02T14:05:00Z"},
+        {"id": 2, "updated_at": "1772460300000"},  # epoch milliseconds
+        {"id": 3, "updated_at": "2026-03-02T14:05:00"},  # naive: read as UTC
+    ]).decode().splitlines()
+    times = [line.split("\t")[1] for line in lines]
+    assert times == ["2026-03-02T14:05:00+00:00"] * 3
+
+
+def test_unparseable_time_is_null_and_counted_and_special_characters_escaped():
+    encoder = _encoder()
+    line = encoder.encode([{"id": 9, "updated_at": "yesterday", "notes": "tab\there \\ back"}])
+    record_id, updated, payload, run_id = line.decode().rstrip("\n").split("\t")
+    assert (record_id, updated, run_id) == ("9", "\\N", "7")
+    assert encoder.unparseable_times == 1
+    assert "\\\\t" in payload and "\\\\\\\\" in payload  # JSON escapes, then COPY escapes
