@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -20,7 +21,7 @@ from fastapi import FastAPI
 
 from sandbox import crm_api, erp_api, hris_api, psa_api, webhook_api
 from sandbox.control_api import add_control_routes
-from sandbox.dataset import DEFAULT_TODAY
+from sandbox.dataset import DEFAULT_TODAY, Dataset
 from sandbox.faults import SYSTEMS, FaultConfig
 from sandbox.middleware import FaultMiddleware
 from sandbox.state import Credentials, DatasetParams, SandboxState
@@ -172,11 +173,19 @@ def start_sandbox(seed: int = 42, today: date | str | None = None, scale: float 
                   time_entries: int | None = None, crm_deals: int | None = None,
                   faults: FaultConfig | dict | None = None, port: int | None = 0,
                   ports: dict[str, int] | None = None, host: str = "127.0.0.1",
-                  credentials: Credentials | None = None) -> SandboxHandle:
-    """Build the dataset and serve it; `port=0` picks free ports, `port=N` uses N..N+4."""
+                  credentials: Credentials | None = None,
+                  dataset: Dataset | Callable[[date], Dataset] | None = None) -> SandboxHandle:
+    """Build the dataset and serve it; `port=0` picks free ports, `port=N` uses N..N+4.
+
+    `dataset` serves an explicit Dataset (or `f(today) -> Dataset`, e.g.
+    `sandbox.scenario.build_scenario_dataset`) instead of the generated firm.
+    """
     if isinstance(today, str):
         today = date.fromisoformat(today)
-    params = DatasetParams(seed, today or DEFAULT_TODAY, scale, time_entries, crm_deals)
+    if today is None and isinstance(dataset, Dataset):
+        today = dataset.today
+    params = DatasetParams(seed, today or DEFAULT_TODAY, scale, time_entries, crm_deals,
+                           dataset)
     if not isinstance(faults, FaultConfig):
         faults = FaultConfig.from_dict(faults, FaultConfig(seed=seed))
     state = SandboxState.create(params, faults, credentials)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,6 +34,17 @@ class DatasetParams:
     scale: float = 1.0
     time_entries: int | None = None
     crm_deals: int | None = None
+    # An explicit dataset served instead of the generated firm: a Dataset (served as a
+    # fresh copy after every rebuild) or a function of 'today' returning one.
+    dataset: Dataset | Callable[[date], Dataset] | None = None
+
+    def build(self) -> Dataset:
+        if self.dataset is None:
+            return build_dataset(self.seed, self.today, self.scale, self.time_entries,
+                                 self.crm_deals)
+        if callable(self.dataset):
+            return self.dataset(self.today)
+        return copy.deepcopy(self.dataset)
 
 
 @dataclass
@@ -65,7 +78,7 @@ class SandboxState:
         """(Re)generate the dataset from the parameters; forget writes and tokens."""
         p = self.params
         with self.lock:
-            self.data = build_dataset(p.seed, p.today, p.scale, p.time_entries, p.crm_deals)
+            self.data = p.build()
             self.clock = SandboxClock(self.data.max_time_s() + 1)
             self.writes.clear()
             self.erp_tokens.clear()
