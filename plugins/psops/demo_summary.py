@@ -73,17 +73,21 @@ def summary_lines(conn, as_of: date) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> int:
-    as_of = date.fromisoformat(argv[0]) if argv else date.today()
+def print_from_warehouse(build_lines, what: str) -> int:
+    """Print `build_lines(conn)` from the configured warehouse; one clear line on failure."""
     try:
-        target = configured_target()
-        with psycopg.connect(target.conninfo()) as conn:
-            print("\n".join(summary_lines(conn, as_of)))
+        with psycopg.connect(configured_target().conninfo()) as conn:
+            print("\n".join(build_lines(conn)))
     except (WarehouseError, psycopg.Error) as err:
-        print(f"psops: error: cannot read the marts: {str(err).strip().splitlines()[0]}",
+        print(f"psops: error: cannot read {what}: {str(err).strip().splitlines()[0]}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str]) -> int:
+    as_of = date.fromisoformat(argv[0]) if argv else date.today()
+    return print_from_warehouse(lambda conn: summary_lines(conn, as_of), "the marts")
 
 
 if __name__ == "__main__":

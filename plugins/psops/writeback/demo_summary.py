@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import sys
 
-import psycopg
-
-from psops.warehouse import WarehouseError, configured_target
+from psops.demo_summary import print_from_warehouse
 
 LABEL = {"psa_project": "PSA project", "erp_job": "ERP job", "crm_deal_link": "CRM deal link",
          "erp_billing_line": "ERP billing line", "psa_time_entry_rate": "PSA rate fix"}
@@ -54,14 +52,7 @@ def summary_lines(conn) -> list[str]:
 
 def main(argv: list[str]) -> int:
     del argv  # the outbox is not per date
-    try:
-        with psycopg.connect(configured_target().conninfo()) as conn:
-            print("\n".join(summary_lines(conn)))
-    except (WarehouseError, psycopg.Error) as err:
-        print(f"psops: error: cannot read the outbox: {str(err).strip().splitlines()[0]}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return print_from_warehouse(summary_lines, "the outbox")
 
 
 if __name__ == "__main__":
