@@ -406,9 +406,11 @@ def main(argv: list[str]) -> int:
             # For `eval` in shell scripts: start the embedded server unless one is configured.
             if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
                 configured_target()  # validate only
-            elif start_embedded():
-                print(f"psops: started the embedded warehouse at {embedded_target().describe()} "
-                      "(it keeps running; `make warehouse-stop` stops it)", file=sys.stderr)
+            else:
+                if start_embedded():
+                    print(f"psops: started the embedded warehouse at "
+                          f"{embedded_target().describe()} (it keeps running; "
+                          "`make warehouse-stop` stops it)", file=sys.stderr)
                 print(f"export AIRFLOW_CONN_WAREHOUSE={_shell_quote(embedded_target().airflow_uri())}")
         elif command == "check":
             check_connection(configured_target())
