@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,16 +54,9 @@ def sandbox_process(*args: str):
 @contextlib.contextmanager
 def bench_database():
     """A migrated database of its own on the configured server, dropped afterwards."""
-    started = False
-    if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
-        server = warehouse.configured_target()
-    else:
-        started = warehouse.start_embedded()
-        server = warehouse.embedded_target()
-    name = f"psops_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    target = replace(server, dbname=name)
+    server, started = warehouse.configured_or_started()
+    target = warehouse.create_database(server, "psops_bench")
+    name = target.dbname
     saved = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = target.airflow_uri()
     try:

@@ -8,11 +8,10 @@ named `psops_test_<pid>_<random>`, and drops them at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 import subprocess
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -35,12 +34,7 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
 @pytest.fixture(scope="session")
 def pg_server():
     """A WarehouseTarget for the test server's maintenance database."""
-    started_here = False
-    if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
-        target = warehouse.configured_target()
-    else:
-        started_here = warehouse.start_embedded()
-        target = warehouse.embedded_target()
+    target, started_here = warehouse.configured_or_started()
     warehouse.check_connection(target)
     yield target
     if started_here:
@@ -54,13 +48,12 @@ class DatabaseFactory:
         self.server = server
         self.created: list[str] = []
 
-    def create(self, migrate: bool = True) -> warehouse.WarehouseTarget:
-        name = f"psops_test_{os.getpid()}_{secrets.token_hex(4)}"
-        with psycopg.connect(self.server.conninfo(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self.created.append(name)
-        target = replace(self.server, dbname=name)
-        if migrate:
+    def create(self, migrate: bool = True, template: str | None = None
+               ) -> warehouse.WarehouseTarget:
+        """A new database: migrated, or a copy of the `template` database."""
+        target = warehouse.create_database(self.server, "psops_test", template)
+        self.created.append(target.dbname)
+        if migrate and not template:
             with psycopg.connect(target.conninfo(), autocommit=True) as conn:
                 apply_migrations(conn)
         return target
@@ -101,6 +94,22 @@ def warehouse_conn(warehouse_target):
 def airflow_home(tmp_path_factory) -> Path:
     """One Airflow home (SQLite metadata) for every `dags test` of the session."""
     return tmp_path_factory.mktemp("airflow_home")
+
+
+@contextlib.contextmanager
+def temporary_environment(**values: str):
+    """os.environ with these values, restored afterwards (other tests run `bin/airflow`
+    with this process's environment)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_bin_airflow(args: list[str], airflow_home: Path, env: dict | None = None,

@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -186,6 +186,28 @@ def embedded_target() -> WarehouseTarget:
         dbname=EMBEDDED_DATABASE,
         options={},
     )
+
+
+def configured_or_started() -> tuple[WarehouseTarget, bool]:
+    """The configured warehouse server, else the embedded one (started if needed):
+    the target and whether this call started it."""
+    if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
+        return configured_target(), False
+    return embedded_target(), start_embedded()
+
+
+def create_database(server: WarehouseTarget, prefix: str, template: str | None = None
+                    ) -> WarehouseTarget:
+    """A new, uniquely named database on `server` (optionally a copy of `template`)."""
+    import secrets
+
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
+    return replace(server, dbname=name)
 
 
 def check_connection(target: WarehouseTarget, dbname: str | None = None) -> None:

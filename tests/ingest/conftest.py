@@ -51,6 +51,16 @@ def run_stream(target, system: str, stream_name: str, *, page_size: int | None =
                          dag_run_id=dag_run_id, as_of=AS_OF, hook=hook).execute()
 
 
+def ingest_everything(target, sandbox, dag_run_id: str = "test") -> None:
+    """Every stream of the four systems from `sandbox` into `target`, in-process."""
+    from tests.conftest import temporary_environment
+
+    with temporary_environment(**sandbox.conn_env()):
+        for system in ("crm", "psa", "erp", "hris"):
+            for stream in load_spec(system).streams:
+                run_stream(target, system, stream.name, dag_run_id=dag_run_id)
+
+
 def loaded_keys(target, table: str) -> list[str]:
     with psycopg.connect(target.conninfo()) as conn:
         return [row[0] for row in conn.execute(f"SELECT record_id FROM {table}")]

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.conftest import BIN_AIRFLOW, REPO_ROOT, run_bin_airflow
+from tests.conftest import temporary_environment as environment
 
 AS_OF = date(2026, 3, 31)
 JWT_SECRET = "psops-ui-tests-" + "0123456789abcdef" * 4
@@ -39,16 +39,10 @@ class FinanceWarehouse:
 
 def _ingest_everything(target) -> None:
     from sandbox.server import start_sandbox
-    from tests.ingest.conftest import run_stream
-    from tests.transform.conftest import STREAMS
+    from tests.ingest.conftest import ingest_everything
 
-    sandbox = start_sandbox(seed=42, port=0, today=AS_OF)
-    try:
-        with environment(**sandbox.conn_env()):
-            for system, stream, _mode in STREAMS.values():
-                run_stream(target, system, stream, dag_run_id="ui_test_ingest")
-    finally:
-        sandbox.stop()
+    with start_sandbox(seed=42, port=0, today=AS_OF) as sandbox:
+        ingest_everything(target, sandbox, dag_run_id="ui_test_ingest")
 
 
 @pytest.fixture(scope="session")
@@ -69,22 +63,6 @@ def finance_warehouse(database_factory, tmp_path_factory) -> FinanceWarehouse:
             "SELECT dag_run_id FROM ops.transform_runs WHERE as_of = %s AND status = 'succeeded' "
             "ORDER BY id DESC LIMIT 1", (AS_OF,)).fetchone()[0]
     return FinanceWarehouse(target, target.airflow_uri(), airflow_home, data_docs, run_id)
-
-
-@contextmanager
-def environment(**values: str):
-    """os.environ with these values, restored afterwards (other test modules run
-    `bin/airflow` with this process's environment)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

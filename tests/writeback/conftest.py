@@ -4,18 +4,14 @@ so that every test starts from the same marts and an empty outbox."""
 
 from __future__ import annotations
 
-import os
-import secrets
-from dataclasses import replace
 from datetime import date
 
 import psycopg
 import pytest
 
-from psops.connectors.spec import load_spec
 from psops.transform.runner import run_transform
 from sandbox.server import start_sandbox
-from tests.ingest.conftest import run_stream
+from tests.ingest.conftest import ingest_everything
 
 AS_OF = date(2026, 3, 31)
 
@@ -30,21 +26,10 @@ def wb_sandbox():
 @pytest.fixture(scope="session")
 def wb_template(database_factory, wb_sandbox):
     """A warehouse with every stream of the four systems ingested and marts built."""
-    saved = {k: os.environ.get(k) for k in wb_sandbox.conn_env()}
-    os.environ.update(wb_sandbox.conn_env())
-    try:
-        target = database_factory.create()
-        for system in ("crm", "psa", "erp", "hris"):
-            for stream in load_spec(system).streams:
-                run_stream(target, system, stream.name)
-        with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-            run_transform(conn, AS_OF)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    target = database_factory.create()
+    ingest_everything(target, wb_sandbox)
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        run_transform(conn, AS_OF)
     return target
 
 
@@ -52,11 +37,7 @@ def wb_template(database_factory, wb_sandbox):
 def wb_env(wb_sandbox, wb_template, database_factory, monkeypatch):
     """A fresh copy of the prepared warehouse as conn `warehouse`, the sandbox reset
     (data, writes, faults) and its connections in this process's environment."""
-    name = f"psops_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(database_factory.server.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{wb_template.dbname}"')
-    database_factory.created.append(name)
-    target = replace(wb_template, dbname=name)
+    target = database_factory.create(template=wb_template.dbname)
     wb_sandbox.reset_data()
     wb_sandbox.set_faults(reset=True)
     for key, value in wb_sandbox.conn_env().items():
