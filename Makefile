@@ -1,26 +1,30 @@
-# psops: `make demo` runs the pipeline, `make test` runs the tests.
-# Both create or refresh .venv from requirements.txt first.
+# psops: `make demo` runs the pipeline under the local stack, `make test` runs the tests.
+# Both create or refresh .venv from requirements-dev.txt first.
 
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: venv demo ui ui-stop test test-db lint bench bench-ingest bench-transform sandbox screenshots warehouse-stop pins clean help
+.PHONY: venv demo up down status ui ui-stop test test-db lint bench bench-ingest bench-transform sandbox screenshots warehouse-stop pins clean help
 
 help:
-	@echo "make demo   - set up, then run the psops pipeline end to end and print a summary"
+	@echo "make demo   - set up, start the local stack, run the pipeline under the scheduler, print a summary"
 	@echo "make test   - set up, then run the test suite (pytest)"
-	@echo "make ui     - the Airflow UI with psops' finance pages, in the foreground (URL and login printed)"
-	@echo "make ui-stop - stop the UI that make demo left running in the background"
+	@echo "make up     - the local stack: api-server, scheduler, dag-processor, triggerer (+ Celery worker"
+	@echo "              when PSOPS_CELERY_BROKER is set); URLs and logins printed"
+	@echo "make down   - stop every process of the local stack"
+	@echo "make status - what of the local stack runs, its URLs and logs"
 	@echo "make sandbox - the source-system sandbox in the foreground (ports and AIRFLOW_CONN_* printed)"
 	@echo "make lint   - ruff (with the Airflow 3 AIR rules)"
 	@echo "make bench  - benchmarks (parse cost of dags/)"
-	@echo "make pins   - re-resolve requirements.txt from requirements.in"
+	@echo "make pins   - re-resolve requirements.txt (runtime) and requirements-dev.txt (runtime + dev tools)"
 	@echo "make warehouse-stop - stop the embedded PostgreSQL"
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+# .venv gets the full development set: the runtime pins (requirements.txt, the
+# image's) plus the test and lint tools, all locked in requirements-dev.txt.
+$(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
 	  echo "psops: error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
@@ -29,20 +33,27 @@ $(STAMP): requirements.txt
 	  echo "psops: $(VENV) is incomplete (an interrupted set-up?); recreating it"; rm -rf $(VENV); fi
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "psops: error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3.11-venv" >&2; exit 1; }
-	@test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install --quiet "$$(grep -E '^uv==' requirements.txt | cut -d' ' -f1)"
-	$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements.txt
+	@test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install --quiet "$$(grep -E '^uv==' requirements-dev.txt | cut -d' ' -f1)"
+	$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements-dev.txt
 	@touch $(STAMP)
 
-# The pipeline, then the UI in the background (PSOPS_DEMO_UI=0 skips the UI).
+# The pipeline under the scheduler of the local stack (started when it is not up); the
+# stack stays up afterwards with the UI.
 demo: venv
 	bin/demo
-	@if [ "$${PSOPS_DEMO_UI:-1}" != "0" ]; then bin/ui --background; fi
 
-ui: venv
-	bin/ui
+up: venv
+	bin/stack up
 
-ui-stop: venv
-	bin/ui --stop
+down: venv
+	bin/stack down
+
+status: venv
+	bin/stack status
+
+# Kept for habit: the UI is the stack's api-server.
+ui: up
+ui-stop: down
 
 sandbox: venv
 	PYTHONPATH=include $(VENV)/bin/python -m sandbox
@@ -73,11 +84,21 @@ bench-transform: venv
 warehouse-stop: venv
 	PYTHONPATH=plugins $(VENV)/bin/python -m psops.warehouse stop
 
-pins: venv
-	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-header \
-	  --annotation-style line requirements.in -o requirements.txt.new
-	( echo "# Fully pinned for Python 3.11: regenerate with 'make pins' (see README)."; \
-	  cat requirements.txt.new ) > requirements.txt && rm requirements.txt.new
+# Runtime first: requirements-dev.in constrains itself to requirements.txt. The
+# current pins are uv's preferences (copied to the output), so only what the .in
+# files changed moves; `make pins UPGRADE=1` re-resolves everything to the newest.
+PINS_COMPILE = $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --no-header \
+	  --annotation-style line $(if $(UPGRADE),--upgrade)
 
-clean: ui-stop
+pins: venv
+	cp requirements.txt requirements.txt.new
+	$(PINS_COMPILE) requirements.in -o requirements.txt.new
+	( echo "# Runtime only (the image installs this), fully pinned for Python 3.11: regenerate with 'make pins' (see README)."; \
+	  cat requirements.txt.new ) > requirements.txt && rm requirements.txt.new
+	cp requirements-dev.txt requirements-dev.txt.new
+	$(PINS_COMPILE) requirements-dev.in -o requirements-dev.txt.new
+	( echo "# Runtime + development tools (make venv syncs this), fully pinned for Python 3.11: regenerate with 'make pins' (see README)."; \
+	  cat requirements-dev.txt.new ) > requirements-dev.txt && rm requirements-dev.txt.new
+
+clean: down
 	rm -rf .airflow .warehouse

@@ -10,7 +10,8 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from psops.dag_defaults import START_DATE, default_args
+from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
+from psops.finance_access import hitl_assignees
 
 APPROVAL_TIMEOUT = timedelta(minutes=float(os.environ.get("PSOPS_APPROVAL_TIMEOUT_MINUTES",
                                                           24 * 60)))
@@ -28,13 +29,17 @@ this DAG with `{"batch_id": ...}` (without it, the oldest waiting batch is shown
 projects and total; the body is a table of every change (project, what changes,
 worth). Click **Approve** to write them to the PSA / ERP, or **Reject** to discard
 them. To approve all but some projects, type their codes in *reject_projects*
-(comma-separated) and Approve. No answer within `PSOPS_APPROVAL_TIMEOUT_MINUTES`
+(comma-separated) and Approve. Only the Airflow users in `PSOPS_FINANCE_USERS`
+(default `finance`; Airflow role `user` or above) can answer: anyone else gets 403.
+No answer within `PSOPS_APPROVAL_TIMEOUT_MINUTES`
 (default 24 h) = rejected (expired). Every decision, with your user name, is in
 `ops.correction_log`; the outbox rows carry `decided_by`.
 
 **On call.** `apply_decision` applies approved changes through the same outbox as
-psops_writeback (exactly once; a failed write is retried by the next psops_writeback
-run). Under `airflow dags test` the approval task waits until answered through the
+psops_writeback (exactly once, lookup before every create). When a write ends
+`failed`, the task fails after recording every write (red here, one message to
+`alerts_webhook`); Airflow's retry, or the next psops_writeback run, sends only what is
+not confirmed. Under `airflow dags test` the approval task waits until answered through the
 UI or the REST API (`PATCH /api/v2/dags/psops_approve_corrections/dagRuns/<run>/
 taskInstances/finance_approval/-1/hitlDetails`); psops_writeback expires stale
 batches on its own, so nothing depends on the scheduler for expiry.
@@ -47,6 +52,7 @@ batches on its own, so nothing depends on the scheduler for expiry.
     start_date=START_DATE,
     catchup=False,
     default_args=default_args(),
+    dagrun_timeout=dagrun_timeout(waits_for=APPROVAL_TIMEOUT),
     doc_md=DOC,
     params={"batch_id": Param(None, type=["null", "string"],
                               description="approval batch (ops.approval_batches)")},
@@ -73,9 +79,10 @@ def psops_approve_corrections():
         params={"reject_projects": Param("", type="string",
                                          description="project codes to reject (comma-separated)")},
         response_timeout=APPROVAL_TIMEOUT,
+        assigned_users=hitl_assignees(),
     )
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", pool=ERP_POOL)
     def apply_decision(described: dict) -> str:
         from psops.writeback.tasks import decision_task
 

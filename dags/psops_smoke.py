@@ -2,7 +2,7 @@
 
 from airflow.sdk import dag, task
 
-from psops.dag_defaults import START_DATE, default_args
+from psops.dag_defaults import START_DATE, dagrun_timeout, default_args
 
 DOC = """
 ### psops_smoke: is the platform alive?
@@ -23,6 +23,7 @@ PostgreSQL (`.venv/bin/python -m psops.warehouse status`).
     start_date=START_DATE,
     catchup=False,
     default_args=default_args(),
+    dagrun_timeout=dagrun_timeout(),
     tags=["psops", "ops"],
     doc_md=DOC,
 )

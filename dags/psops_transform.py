@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, dag, get_current_context, task
+import os
 
-from psops.dag_defaults import START_DATE, default_args
+from airflow.sdk import (
+    Asset,
+    AssetAll,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    dag,
+    get_current_context,
+    task,
+)
+
+from psops.dag_defaults import START_DATE, dagrun_timeout, default_args
+from psops.oncall import marts_deadline_alert
 
 RAW_ASSETS = [Asset(f"psops://raw/{system}") for system in ("crm", "psa", "erp", "hris")]
 MARTS = Asset("psops://marts")
+# The daily safety net when a source is late (UTC); see psops/transform/freshness.py.
+CUTOFF_CRON = os.environ.get("PSOPS_TRANSFORM_CUTOFF_CRON", "0 6 * * *")
 
 DOC = """
 ### psops_transform: the numbers finance and delivery read
 
-**What it does.** Runs whenever any source system has been ingested
-(`psops://raw/crm|psa|erp|hris`). It takes the latest version of every record
-loaded so far, checks it, and republishes the marts for the run's **as-of date**
-(the logical date, or the trigger time for Asset-triggered runs, in UTC):
+**When it runs.** When **all four** source systems have been ingested since its last
+run (each `psops_ingest_*` DAG updates `psops://raw/crm|psa|erp|hris` once all its
+streams loaded): the marts of a day are computed on fresh data from every system.
+So that one slow or broken system cannot freeze the marts for a day, it also runs
+at the daily **cut-off** (`PSOPS_TRANSFORM_CUTOFF_CRON`, default `0 6 * * *`, UTC):
+that run goes ahead only when some source brought data the marts do not include yet,
+logs (as a warning) which systems delivered nothing for the day, and uses their last
+good load; it is skipped when the marts are already current or nothing was ever
+ingested. A run triggered by hand or through the REST API always goes ahead.
 
+**What it does.** It takes the latest version of every record loaded so far, checks
+it, and republishes the marts for the run's **as-of date** (the logical date, or the
+trigger time for Asset-triggered runs, in UTC):
+
+0. **sources_ready** - the cut-off decision above (skips the rest when not needed).
 1. **stage_records** - raw JSON to typed records (only what was loaded since the
    last run; HRIS from its latest complete snapshot).
 2. **quality_gates** - every rule of `include/quality_rules.yaml`. Records failing
@@ -49,15 +72,26 @@ retried. Re-running for the same date is safe: marts of that date are replaced.
 
 @dag(
     dag_id="psops_transform",
-    schedule=RAW_ASSETS,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(CUTOFF_CRON, timezone="UTC"),
+        assets=AssetAll(*RAW_ASSETS),
+    ),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    dagrun_timeout=dagrun_timeout(),
+    deadline=marts_deadline_alert(),
     doc_md=DOC,
     tags=["psops", "transform", "quality", "marts"],
 )
 def psops_transform():
+    @task.short_circuit
+    def sources_ready() -> bool:
+        from psops.transform.freshness import sources_ready_task
+
+        return sources_ready_task(get_current_context())
+
     @task
     def stage_records() -> dict:
         from psops.transform.tasks import stage_task
@@ -82,7 +116,9 @@ def psops_transform():
 
         return summary_task(published)
 
-    summary(publish_marts(quality_gates(stage_records())))
+    staged = stage_records()
+    sources_ready() >> staged
+    summary(publish_marts(quality_gates(staged)))
 
 
 psops_transform()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from psops.dag_defaults import START_DATE, default_args
+from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
 
 MARTS = Asset("psops://marts")
 
@@ -33,22 +33,29 @@ job or billing line.
    finance; the rest is approved automatically. Unanswered batches older than
    `PSOPS_APPROVAL_TIMEOUT_MINUTES` (default 1,440) are expired as rejected here.
 2. **set_up_projects** - per deal, in order: PSA project, ERP job (entityId = code,
-   externalId = PSA id), CRM `psa_project_id`. A failed step is retried next run
-   from that step.
-3. **apply_corrections** - the approved corrections.
+   externalId = PSA id), CRM `psa_project_id`. A failed step is retried (by Airflow's
+   retry, then the next run) from that step.
+3. **apply_corrections** - the approved corrections (also when a set-up write failed).
 4. **send_alert_digest** - one chat message per run to `alerts_webhook`: ready to
    bill, blocked by reason, new error exceptions, missing/late timesheets, invalid
    deals, approvals waiting, failed writes, what was written. Unchanged items are
-   not repeated within 24 hours; nothing new = no message.
+   not repeated within 24 hours; nothing new = no message. Runs also when a write
+   task failed (it lists the failed writes).
 5. **hand_over_approvals** - when corrections were held: triggers
    `psops_approve_corrections` for the batch (this DAG does not wait).
 
 **Finance.** What was approved by whom: `ops.correction_log`. Held corrections:
 open the `psops_approve_corrections` run → *Required actions*.
 
-**On call.** A `failed` outbox row keeps the system's answer in `response_body` and
-is retried on the next run (lookup first, so it is safe). 4xx answers are a
-contract problem: fix and let the next run retry. Re-running this DAG is always safe.
+**On call.** A `failed` outbox row keeps the system's answer in `response_body`. When
+a write of set_up_projects or apply_corrections ends `failed`, the task records every
+other write first and then fails: red in the UI, retried by Airflow (lookup first, so
+a confirmed write is never sent again) and posted to `alerts_webhook` once its retries
+are used up; summary is then `upstream_failed`. A digest the webhook did not take
+fails send_alert_digest the same way (its items are not marked as alerted, so the
+retry or the next run sends them). 4xx answers are a contract problem: fix and let the
+next run retry. Re-running this DAG is always safe. ERP writers share the pool
+`erp_api` with the ERP ingest (2 requests in flight at most).
 """
 
 
@@ -59,6 +66,7 @@ contract problem: fix and let the next run retry. Re-running this DAG is always 
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    dagrun_timeout=dagrun_timeout(),
     doc_md=DOC,
     tags=["psops", "writeback", "alerts", "finance"],
 )
@@ -69,20 +77,20 @@ def psops_writeback():
 
         return plan_task(get_current_context())
 
-    @task
+    @task(pool=ERP_POOL)
     def set_up_projects(plan: dict) -> dict:
         from psops.writeback.tasks import setup_task
 
-        return setup_task()
+        return setup_task(get_current_context())
 
-    @task
-    def apply_corrections(plan: dict) -> dict:
+    @task(pool=ERP_POOL, trigger_rule="all_done")  # also after a failed set-up write
+    def apply_corrections(plan: dict | None) -> dict:
         from psops.writeback.tasks import corrections_task
 
-        return corrections_task()
+        return corrections_task(get_current_context(), plan)
 
-    @task
-    def send_alert_digest(setup: dict, corrections: dict) -> dict:
+    @task(trigger_rule="all_done")  # the digest lists the writes that failed
+    def send_alert_digest(setup: dict | None, corrections: dict | None) -> dict:
         from psops.writeback.tasks import alert_task
 
         return alert_task(get_current_context(), setup, corrections)

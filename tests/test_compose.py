@@ -14,6 +14,8 @@ EXPECTED_SERVICES = {
     "airflow-triggerer", "airflow-worker", "airflow-init", "sandbox",
 }
 MOUNTED = {"dags", "plugins", "include", "expectations"}
+DATA_DOCS_VOLUME = "data-docs"
+DATA_DOCS_DIR = "/opt/airflow/data_docs"
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,58 @@ def test_airflow_services_mount_the_project(resolved_compose):
                    for v in service["volumes"]}
         assert MOUNTED <= targets, (name, targets)
         assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def mounts(service: dict) -> list[tuple[str, str]]:
+    """(source, target) of each volume, from either docker-compose's short or long form."""
+    pairs = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            pairs.append((volume.get("source", ""), volume["target"]))
+        else:
+            source, target = volume.split(":")[:2]
+            pairs.append((source, target))
+    return pairs
+
+
+def airflow_services(resolved_compose) -> dict:
+    services = {name: service for name, service in resolved_compose["services"].items()
+                if name.startswith("airflow-")}
+    assert len(services) == 6
+    return services
+
+
+def test_the_sandbox_is_only_in_the_dev_profile(resolved_compose):
+    services = resolved_compose["services"]
+    assert services["sandbox"].get("profiles") == ["dev"]
+    production = {name: service for name, service in services.items() if name != "sandbox"}
+    for name, service in production.items():
+        assert not service.get("profiles"), (name, service.get("profiles"))
+        assert "sandbox" not in service.get("depends_on", {}), name
+
+
+def test_the_sandbox_mounts_only_its_own_code(resolved_compose):
+    sources = {Path(source).relative_to(REPO_ROOT).as_posix()
+               for source, _ in mounts(resolved_compose["services"]["sandbox"])}
+    assert sources == {"include/sandbox"}
+
+
+def test_airflow_services_share_the_data_docs_volume(resolved_compose):
+    """The worker writes the Data Docs, the api-server serves them: the same volume."""
+    assert DATA_DOCS_VOLUME in resolved_compose["volumes"]
+    for name, service in airflow_services(resolved_compose).items():
+        assert (DATA_DOCS_VOLUME, DATA_DOCS_DIR) in mounts(service), name
+        assert service["environment"]["PSOPS_DATA_DOCS_DIR"] == DATA_DOCS_DIR, name
+
+
+def test_init_hands_the_data_docs_volume_to_the_airflow_user(resolved_compose):
+    """A fresh named volume is root's; the services run as 50000."""
+    init = resolved_compose["services"]["airflow-init"]
+    script = " ".join(init["command"])
+    assert f"chown -R 50000:0 {DATA_DOCS_DIR}" in script
+    assert all(service["user"] == "50000:0"
+               for name, service in airflow_services(resolved_compose).items()
+               if name != "airflow-init")
 
 
 def test_a_broken_compose_file_is_rejected(tmp_path):

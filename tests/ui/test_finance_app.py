@@ -1,5 +1,6 @@
 """The finance plugin app (mounted at /psops by the api-server), in process: login
-required, figures equal to the warehouse, queries as psops_analyst, links to runs."""
+required, finance users only (also through a real api-server), figures equal to the
+warehouse, queries as psops_analyst, links to runs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import psycopg
 import pytest
 
 from psops.ui import charts, queries
-from tests.ui.conftest import AS_OF
+from tests.ui.conftest import (
+    AS_OF,
+    FINANCE_PASSWORD,
+    FINANCE_USER,
+    OTHER_PASSWORD,
+    OTHER_USER,
+    login_token,
+)
 
 PAGES = ["/billing", "/exceptions", "/utilization", "/data-docs/index.html", "/"]
 
@@ -74,6 +82,99 @@ def test_with_the_ui_login_cookie_or_a_bearer_token_pages_answer(ui_client, airf
         assert ui_client.get(page, cookies={"_token": token}).status_code == 200, page
     bearer = ui_client.get("/billing", headers={"Authorization": f"Bearer {token}"})
     assert bearer.status_code == 200
+
+
+# --------------------------------------------------------------------------
+# Finance users only (PSOPS_FINANCE_USERS)
+# --------------------------------------------------------------------------
+
+# Routes a logged-in non-finance user may open, with a URL to try: the stylesheet and
+# the nav icon, which the Airflow navigation shows to every user. No data.
+LOGIN_ONLY = {"/static/{path:path}": "/static/finance.svg"}
+
+
+def _every_route():
+    """(method, URL) for every route of the app, path parameters filled in: a route
+    added later is covered without touching this test."""
+    from fastapi.routing import APIRoute
+
+    from psops.ui.app import create_app
+
+    routes = create_app(conninfo=lambda: "unused").routes
+    assert all(isinstance(r, APIRoute) for r in routes), \
+        [r for r in routes if not isinstance(r, APIRoute)]  # a mount would escape the check
+    for route in routes:
+        url = LOGIN_ONLY.get(route.path) or re.sub(r"\{[^}]+\}", "index.html", route.path)
+        for method in sorted(route.methods):
+            yield route.path, method, url
+
+
+ROUTES = list(_every_route())
+
+
+def test_the_route_list_covers_every_page():
+    paths = {path for path, _, _ in ROUTES}
+    assert {"/", "/billing", "/exceptions", "/utilization", "/data-docs",
+            "/data-docs/{path:path}", "/static/{path:path}"} <= paths
+    assert set(LOGIN_ONLY) <= paths
+
+
+@pytest.mark.parametrize(("path", "method", "url"), ROUTES)
+def test_a_logged_in_non_finance_user_gets_403_from_every_finance_route(
+        ui_client, airflow_auth, path, method, url):
+    for role in ("user", "admin"):  # no Airflow role makes one finance
+        cookies = {"_token": airflow_auth(OTHER_USER, role)}
+        api = ui_client.request(method, url, cookies=cookies, follow_redirects=False)
+        page = ui_client.request(method, url, cookies=cookies, headers={"accept": "text/html"},
+                                 follow_redirects=False)
+        if path in LOGIN_ONLY:
+            assert api.status_code == page.status_code == 200, path
+            continue
+        assert api.status_code == 403, (path, role, api.status_code)
+        assert "PSOPS_FINANCE_USERS" in api.json()["detail"]
+        # a browser gets the explanation, not the login page again (no redirect loop)
+        assert page.status_code == 403 and "location" not in page.headers
+        if method == "GET":
+            assert 'id="forbidden"' in page.text and "PSOPS_FINANCE_USERS" in page.text
+            assert f"{OTHER_USER!r} is not one of them" in markupsafe.Markup(page.text).unescape()
+        for response in (api, page):
+            assert "PRJ-" not in response.text and "USD" not in response.text
+
+
+@pytest.mark.parametrize(("path", "method", "url"), ROUTES)
+def test_the_finance_user_gets_every_route(ui_client, airflow_auth, path, method, url):
+    response = ui_client.request(method, url, cookies={"_token": airflow_auth(FINANCE_USER)},
+                                 headers={"accept": "text/html"}, follow_redirects=False)
+    assert response.status_code in (200, 307), (path, response.status_code)
+    if response.status_code == 307:  # "/" and "/data-docs": on to a page of the app
+        assert response.headers["location"].startswith("/psops/")
+
+
+def test_the_finance_users_come_from_the_setting_at_request_time(ui_client, airflow_auth,
+                                                                 monkeypatch):
+    monkeypatch.setenv("PSOPS_FINANCE_USERS", " alice, bob ,")
+    assert ui_client.get("/billing", cookies={"_token": airflow_auth("bob")}).status_code == 200
+    assert ui_client.get("/billing", cookies={"_token": airflow_auth(FINANCE_USER)}
+                         ).status_code == 403
+    monkeypatch.setenv("PSOPS_FINANCE_USERS", " , ")  # names nobody: closed, and says why
+    refused = ui_client.get("/billing", cookies={"_token": airflow_auth(FINANCE_USER)})
+    assert refused.status_code == 403 and "names no user" in refused.json()["detail"]
+
+
+def test_through_the_api_server_a_non_finance_user_gets_403(api_server):
+    import requests
+
+    url = f"{api_server.url}/psops/billing"
+    other = login_token(api_server, OTHER_USER, OTHER_PASSWORD)
+    refused = requests.get(url, headers={"Authorization": f"Bearer {other}"}, timeout=30)
+    assert refused.status_code == 403 and "PSOPS_FINANCE_USERS" in refused.json()["detail"]
+    page = requests.get(url, cookies={"_token": other}, headers={"accept": "text/html"},
+                        allow_redirects=False, timeout=30)
+    assert page.status_code == 403 and 'id="forbidden"' in page.text
+    assert "PRJ-" not in refused.text + page.text
+    finance = login_token(api_server, FINANCE_USER, FINANCE_PASSWORD)
+    allowed = requests.get(url, headers={"Authorization": f"Bearer {finance}"}, timeout=30)
+    assert allowed.status_code == 200 and "PRJ-" in allowed.text
 
 
 # --------------------------------------------------------------------------

@@ -48,3 +48,31 @@ def wb_env(wb_sandbox, wb_template, database_factory, monkeypatch):
     monkeypatch.setattr(source_api_hook, "BACKOFF_BASE_S", 0.01)
     yield {"target": target, "sandbox": wb_sandbox}
     wb_sandbox.set_faults(reset=True)
+
+
+@pytest.fixture(scope="module")
+def approval_airflow(wb_sandbox, tmp_path_factory):
+    """An Airflow home and a real api-server over it for answering the approval task the
+    way the UI does. `finance` (PSOPS_FINANCE_USERS) and `engineer` (not finance) both
+    have the Airflow role `user`, the least that may answer a HITL task: only the task's
+    assignment tells them apart. The warehouse is each test's (wb_env)."""
+    from tests.conftest import run_bin_airflow
+    from tests.ui.conftest import (
+        FINANCE_PASSWORD,
+        FINANCE_USER,
+        JWT_SECRET,
+        OTHER_PASSWORD,
+        OTHER_USER,
+        running_api_server,
+    )
+
+    home = tmp_path_factory.mktemp("approval_airflow_home")
+    env = {**wb_sandbox.conn_env(), "PSOPS_FINANCE_USERS": FINANCE_USER,
+           "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET}
+    migrated = run_bin_airflow(["dags", "list"], home, env)  # migrate the metadata DB once
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    users = {FINANCE_USER: ("user", FINANCE_PASSWORD), OTHER_USER: ("user", OTHER_PASSWORD)}
+    with running_api_server(home, tmp_path_factory.mktemp("approval_api_server"), users,
+                            env) as server:
+        yield {"home": home, "server": server,
+               "env": {**env, "AIRFLOW__API__BASE_URL": server.url}}

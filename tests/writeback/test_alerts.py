@@ -92,3 +92,51 @@ def test_lost_digest_answer_is_not_reposted_and_alerted_next_run(wb_env):
     sandbox.set_faults(reset=True)
     second = _digest(target)
     assert second["status"] == "sent" and second["items"] == first["items"]
+
+
+class _RecordingTI:
+    def __init__(self):
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def _alert_log_count(target) -> int:
+    with psycopg.connect(target.conninfo()) as conn:
+        return conn.execute("SELECT count(*) FROM ops.alert_log").fetchone()[0]
+
+
+def test_undelivered_digest_fails_the_task_and_nothing_is_marked_sent(wb_env):
+    """The webhook answers 500: send_alert_digest records the failed digest, marks no item
+    as alerted, then fails (Airflow retries it); the retry delivers, and a further try
+    sends nothing again."""
+    from datetime import UTC, datetime
+
+    from psops.writeback import tasks
+
+    target, sandbox = wb_env["target"], wb_env["sandbox"]
+    sandbox.set_faults(script={"webhook": [500]})
+    ti = _RecordingTI()
+    context = {"ti": ti, "run_id": "digest-500", "logical_date": datetime(2026, 3, 31, tzinfo=UTC)}
+    with pytest.raises(tasks.DigestNotDelivered) as failed:
+        tasks.alert_task(context, {"confirmed": []}, None)
+    message = str(failed.value)
+    assert message.startswith("alert digest (")
+    assert " items) not delivered to alerts_webhook (http://127.0.0.1:" in message
+    assert "500" in message and "sandboxwebhooksecret" not in message
+    assert [p["status"] for p in _webhook_posts(sandbox)] == [500]
+    assert _alert_log_count(target) == 0
+    with psycopg.connect(target.conninfo()) as conn:
+        status, items, error = conn.execute(
+            "SELECT status, items, error FROM ops.alert_digests WHERE dag_run_id = 'digest-500'"
+        ).fetchone()
+    assert status == "failed" and items > 0 and "500" in error
+    assert ti.pushed["return_value"]["status"] == "failed"
+
+    retry = tasks.alert_task({**context, "ti": _RecordingTI()}, {"confirmed": []}, None)
+    assert retry["status"] == "sent" and retry["items"] == items
+    assert _alert_log_count(target) > 0
+    again = tasks.alert_task({**context, "ti": _RecordingTI()}, {"confirmed": []}, None)
+    assert again["status"] == "nothing_new"
+    assert [p["status"] for p in _webhook_posts(sandbox)] == [500, 200]

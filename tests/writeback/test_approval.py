@@ -1,8 +1,13 @@
 """Approval decisions in-process: expiry (without a scheduler, and an unanswered or
-timed-out human-in-the-loop task), partial approval, and what finance is shown."""
+timed-out human-in-the-loop task), partial approval, and what finance is shown; who may
+answer (PSOPS_FINANCE_USERS), through a real api-server."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import time
 from collections import Counter
 
 import psycopg
@@ -10,6 +15,7 @@ import pytest
 
 from psops.writeback import approval, planner
 from psops.writeback.source_writes import SourceWrites
+from tests.conftest import BIN_AIRFLOW, REPO_ROOT
 from tests.writeback.helpers import AS_OF, outbox_rows
 
 pytestmark = pytest.mark.db
@@ -115,3 +121,111 @@ def test_demo_summary_lists_created_corrected_and_the_alert(wb_env):
     assert "Awaiting finance: batch corr-" in text
     assert "Deals that cannot be set up (ops.exceptions deal.setup_invalid): 9054, 9055, 9056" in text
     assert "Alert: sent to alerts_webhook (http://127.0.0.1:" in text
+
+
+# --------------------------------------------------------------------------
+# Only finance answers (PSOPS_FINANCE_USERS)
+# --------------------------------------------------------------------------
+
+
+def _approval_task(monkeypatch, users: str | None):
+    from airflow.dag_processing.dagbag import DagBag
+
+    if users is None:
+        monkeypatch.delenv("PSOPS_FINANCE_USERS", raising=False)
+    else:
+        monkeypatch.setenv("PSOPS_FINANCE_USERS", users)
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "psops_approve_corrections.py"))
+    dag = bag.dags.get("psops_approve_corrections")
+    return (dag.get_task("finance_approval") if dag else None), bag.import_errors
+
+
+def test_the_approval_task_is_assigned_to_the_configured_finance_users(monkeypatch):
+    task, errors = _approval_task(monkeypatch, "alice, bob")
+    assert not errors
+    assert task.assigned_users == [{"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]
+    task, _ = _approval_task(monkeypatch, None)
+    assert task.assigned_users == [{"id": "finance", "name": "finance"}]
+    # Naming nobody would leave the task open to every user: the DAG does not load.
+    task, errors = _approval_task(monkeypatch, " , ")
+    assert task is None and "PSOPS_FINANCE_USERS" in "".join(errors.values())
+
+
+def _batch_status(target, batch_id) -> str:
+    with psycopg.connect(target.conninfo()) as conn:
+        return conn.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
+                            (batch_id,)).fetchone()[0]
+
+
+def _waiting_request(base: str, headers: dict, batch_id: str, proc) -> dict:
+    import requests
+
+    deadline = time.monotonic() + 180
+    while True:
+        listing = requests.get(f"{base}/api/v2/dags/psops_approve_corrections/dagRuns/~/"
+                               "hitlDetails", headers=headers, timeout=10)
+        listing.raise_for_status()
+        waiting = [d for d in listing.json()["hitl_details"]
+                   if not d["response_received"] and batch_id in (d["body"] or "")]
+        if waiting:
+            return waiting[0]
+        assert proc.poll() is None, proc.communicate()[0][-5000:]
+        assert time.monotonic() < deadline, listing.json()
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_only_finance_users_can_answer_the_approval(wb_env, approval_airflow):
+    """A real `dags test` run waits for the answer; another logged-in user with the same
+    Airflow role (`user`) is refused by Airflow (403) and decides nothing, finance's
+    answer is taken."""
+    import requests
+
+    from tests.ui.conftest import (
+        FINANCE_PASSWORD,
+        FINANCE_USER,
+        OTHER_PASSWORD,
+        OTHER_USER,
+        login_token,
+    )
+
+    target, server = wb_env["target"], approval_airflow["server"]
+    batch_id = _plan(target).batch_id
+    assert batch_id
+    finance = {"Authorization": f"Bearer {login_token(server, FINANCE_USER, FINANCE_PASSWORD)}"}
+    other = {"Authorization": f"Bearer {login_token(server, OTHER_USER, OTHER_PASSWORD)}"}
+    proc = subprocess.Popen(
+        [str(BIN_AIRFLOW), "dags", "test", "psops_approve_corrections", AS_OF.isoformat(),
+         "--conf", json.dumps({"batch_id": batch_id})],
+        env={**os.environ, "AIRFLOW_HOME": str(approval_airflow["home"]),
+             "PSOPS_RETRY_DELAY_SECONDS": "1", **approval_airflow["env"],
+             "AIRFLOW_CONN_WAREHOUSE": target.airflow_uri()},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
+    try:
+        detail = _waiting_request(server.url, finance, batch_id, proc)
+        assert detail["assigned_users"] == [{"id": FINANCE_USER, "name": FINANCE_USER}]
+        url = (f"{server.url}/api/v2/dags/psops_approve_corrections/dagRuns/"
+               f"{detail['task_instance']['dag_run_id']}/taskInstances/finance_approval/-1/"
+               "hitlDetails")
+        refused = requests.patch(url, headers=other, timeout=10,
+                                 json={"chosen_options": ["Approve"], "params_input": {}})
+        assert refused.status_code == 403, refused.text
+        assert "not a respondent" in refused.json()["detail"]
+        unanswered = requests.get(url, headers=finance, timeout=10).json()
+        assert not unanswered["response_received"] and unanswered["responded_by_user"] is None
+        assert _batch_status(target, batch_id) == "awaiting_approval"
+        accepted = requests.patch(url, headers=finance, timeout=10,
+                                  json={"chosen_options": ["Reject"], "params_input": {}})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["responded_by"] == {"id": FINANCE_USER, "name": FINANCE_USER}
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, output[-5000:]
+    assert f"rejected by finance: {FINANCE_USER}" in output
+    assert _batch_status(target, batch_id) == "rejected"
+    rows = [r for r in outbox_rows(target).values() if r["batch_id"] == batch_id]
+    assert rows and {r["status"] for r in rows} == {"rejected"}
+    assert all(r["decided_by"].startswith(f"finance: {FINANCE_USER} ") for r in rows)

@@ -4,6 +4,11 @@ every create, and a re-run that writes nothing new."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import psycopg
 import pytest
 
@@ -174,3 +179,124 @@ def test_crash_after_send_is_adopted_not_repeated(wb_env):
     assert rows["psa.project:deal:9053"]["adopted"]
     assert records_in_sandbox(sandbox)[("psa_project", "9053")] == 1
     assert applied_creates(sandbox)[("erp_job", "PRJ-00053")] == 1
+
+
+class _RecordingTI:
+    """The task instance of a task context: records what the task pushes to XCom."""
+
+    def __init__(self, try_number: int = 1):
+        self.try_number = try_number
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def test_a_failed_write_fails_the_task_after_everything_is_recorded(wb_env):
+    """The ERP answers 400 to the job POST of deal 9052: the task (set_up_projects) still
+    writes every other deal, records the failed row, then fails; Airflow's retry sends
+    only what is not confirmed."""
+    from psops.writeback import planner, tasks
+    from psops.writeback.source_writes import SourceWrites
+    from tests.writeback.helpers import AS_OF
+
+    target, sandbox = wb_env["target"], wb_env["sandbox"]
+    run = SimpleNamespace(start_date=datetime.now(UTC), run_after=datetime.now(UTC))
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        planner.plan_writes(conn, SourceWrites(), AS_OF, "run-1")
+        good_customer = conn.execute(
+            "SELECT payload->'customer' FROM ops.outbox WHERE idempotency_key = 'erp.job:PRJ-00052'"
+        ).fetchone()[0]
+        conn.execute("""UPDATE ops.outbox SET payload = jsonb_set(payload, '{customer}', '{"id": "999999"}')
+                        WHERE idempotency_key = 'erp.job:PRJ-00052'""")
+    ti = _RecordingTI()
+    with pytest.raises(tasks.WritesFailed) as failed:
+        tasks.setup_task({"ti": ti, "dag_run": run})
+    message = str(failed.value)
+    assert message.startswith("1 of 8 writes failed (ops.outbox status 'failed', 1 waiting); first: create ERP "
+                              "job PRJ-00052 for the new PSA project of deal 9052: ERP POST "
+                              "/services/rest/record/v1/job answered 400")
+    assert "\n" not in message
+    rows = outbox_rows(target)
+    assert rows["erp.job:PRJ-00052"]["status"] == "failed"
+    assert "INVALID_KEY_OR_REF" in rows["erp.job:PRJ-00052"]["response_body"]
+    assert rows["erp.job:PRJ-00052"]["response_status"] == 400
+    assert rows["crm.deal_link:9052"]["status"] == "pending"  # waits for the job
+    for deal_id, code in (("9053", "PRJ-00053"), ("9057", "PRJ-00054")):
+        for key in (f"psa.project:deal:{deal_id}", f"erp.job:{code}", f"crm.deal_link:{deal_id}"):
+            assert rows[key]["status"] == "confirmed", key
+    # The result is still the task's XCom (send_alert_digest runs anyway and reports it).
+    pushed = ti.pushed["return_value"]
+    assert [f["key"] for f in pushed["failed"]] == ["erp.job:PRJ-00052"]
+    assert len(pushed["confirmed"]) == 7 and "1 failed (retried)" in pushed["summary"]
+    before = applied_creates(sandbox)
+    writes_before = len(sandbox.writes())
+
+    # Airflow's retry after the ERP reference is fixed: only the failed and waiting rows go.
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        conn.execute("UPDATE ops.outbox SET payload = jsonb_set(payload, '{customer}', %s) "
+                     "WHERE idempotency_key = 'erp.job:PRJ-00052'", (json.dumps(good_customer),))
+    retry = tasks.setup_task({"ti": _RecordingTI(try_number=2), "dag_run": run})
+    assert not retry["failed"]
+    # The digest still hears of what the first try wrote (its XCom is cleared by the retry).
+    assert [c["key"] for c in retry["confirmed"]][-2:] == ["erp.job:PRJ-00052", "crm.deal_link:9052"]
+    assert {c["key"] for c in retry["confirmed"]} == {c["key"] for c in pushed["confirmed"]} | {
+        "erp.job:PRJ-00052", "crm.deal_link:9052"}
+    assert "3 PSA projects" in retry["summary"]
+    new_writes = sandbox.writes()[writes_before:]
+    assert [(w["method"], w["path"]) for w in new_writes] == [
+        ("POST", f"{ERP}/job"), ("PATCH", "/crm/v3/objects/deals/9052")]
+    after = applied_creates(sandbox)
+    assert after - before == Counter({("erp_job", "PRJ-00052"): 1})
+    assert all(n == 1 for n in after.values()), after
+    assert {r["status"] for r in outbox_rows(target).values() if r["purpose"] == "deal_setup"} \
+        == {"confirmed"}
+
+
+def test_corrections_are_skipped_without_a_plan():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from psops.writeback import tasks
+
+    with pytest.raises(AirflowSkipException, match="plan_writes did not succeed"):
+        tasks.corrections_task({"ti": _RecordingTI()}, None)
+
+
+@pytest.mark.slow
+def test_writeback_dag_with_the_erp_down(wb_env, airflow_home):
+    """The real DAG (`bin/airflow dags test`) with every ERP request answered 5xx: the
+    write tasks record everything, fail, are retried by Airflow without creating anything
+    twice, and post one failure each; the digest still goes out and lists what was
+    written and what failed; the run is failed."""
+    from tests.conftest import run_bin_airflow
+    from tests.writeback.helpers import AS_OF
+
+    target, sandbox = wb_env["target"], wb_env["sandbox"]
+    sandbox.set_faults(error_rate=1.0, systems=["erp"])
+    result = run_bin_airflow(["dags", "test", "psops_writeback", AS_OF.isoformat()], airflow_home,
+                             {"PSOPS_HTTP_MAX_ATTEMPTS": "2", "PSOPS_RETRIES": "2",
+                              "PSOPS_HTTP_BACKOFF_BASE_SECONDS": "0.01"})
+    sandbox.set_faults(reset=True)
+    output = result.stdout + result.stderr
+    assert "DagRun Finished: dag_id=psops_writeback" in output and "state=failed" in output, \
+        output[-5000:]
+    assert output.count("WritesFailed: ") >= 6, output[-5000:]  # 3 tries of each write task
+    rows = outbox_rows(target)
+    assert rows["erp.job:PRJ-00052"]["status"] == "failed"
+    assert rows["erp.job:PRJ-00052"]["attempts"] == 3
+    assert rows["erp.job:PRJ-00018"]["status"] == "failed"  # a correction: apply_corrections ran
+    creates = applied_creates(sandbox)
+    assert {k: n for k, n in creates.items() if k[0] == "psa_project"} == {
+        ("psa_project", d): 1 for d in VALID_DEALS}
+    posts = [w for w in sandbox.writes("webhook") if w["method"] == "POST"]
+    texts = [p["body"]["text"] for p in posts]
+    failures = sorted(t for t in texts if t.startswith("psops task failed: "))
+    assert len(failures) == 2, texts
+    assert failures[0].startswith("psops task failed: psops_writeback.apply_corrections (run ")
+    assert failures[1].startswith("psops task failed: psops_writeback.set_up_projects (run ")
+    assert all(", try 3): WritesFailed: " in t for t in failures), failures
+    (digest,) = [p["body"] for p in posts if p["body"]["text"].startswith("psops digest")]
+    sections = "\n".join(b["text"]["text"] for b in digest["blocks"] if b["type"] == "section")
+    assert "*Writes that failed*" in sections and "create ERP job PRJ-00052" in sections
+    assert "*Written to the source systems this run*" in sections  # from the failed task's XCom
+    assert "PSA project PRJ-00052" in sections

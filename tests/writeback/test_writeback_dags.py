@@ -52,6 +52,7 @@ def stack(wb_sandbox, wb_template, database_factory, tmp_path_factory):
     env = {**wb_sandbox.conn_env(), "AIRFLOW_CONN_WAREHOUSE": target.airflow_uri(),
            "PSOPS_HTTP_BACKOFF_BASE_SECONDS": "0.01",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{FINANCE_USER}:admin",
+           "PSOPS_FINANCE_USERS": FINANCE_USER,
            "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"}
     run_bin_airflow(["dags", "list"], home, env)  # migrate the metadata DB once
     log = open(home / "api-server.log", "w")  # noqa: SIM115 - closed at teardown

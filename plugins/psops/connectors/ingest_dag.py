@@ -7,13 +7,28 @@ psycopg are imported inside the tasks.
 
 from __future__ import annotations
 
+import os
+
 from airflow.sdk import Asset, dag, task
 
 from psops.connectors.spec import ConnectorSpec, load_spec
-from psops.dag_defaults import START_DATE, default_args
+from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
+from psops.oncall import sources_deadline_alert
+
+# Systems whose API allows only a few requests in flight: their stream tasks share a pool.
+POOLS = {"erp": ERP_POOL}
+
+
+def ingest_schedule() -> str | None:
+    """`PSOPS_INGEST_SCHEDULE` (a cron expression or preset, default `@daily`); `none` when
+    something outside Airflow triggers the ingests (REST API, tests)."""
+    value = os.environ.get("PSOPS_INGEST_SCHEDULE", "@daily").strip()
+    return None if value.lower() in {"", "none"} else value
 
 
 def ingest_doc(spec: ConnectorSpec) -> str:
+    pool_note = (f" Stream tasks share the Airflow pool `{POOLS[spec.system]}` with every "
+                 f"other task calling the {spec.title}." if spec.system in POOLS else "")
     rows = "\n".join(
         f"| `{s.name}` | `{s.table}` | {s.paginator.type} | "
         f"{'full snapshot' if s.snapshot else f'incremental on `{s.cursor_field}`, {s.overlap_minutes} min overlap'} |"
@@ -21,8 +36,8 @@ def ingest_doc(spec: ConnectorSpec) -> str:
     return f"""
 ### psops_ingest_{spec.system}: {spec.title} → warehouse `raw`
 
-Copies the {spec.title}'s records into the warehouse every day, one task per
-stream, then marks the Asset `{spec.asset}` updated so that `psops_transform`
+Copies the {spec.title}'s records into the warehouse on its schedule
+(`PSOPS_INGEST_SCHEDULE`, default daily), one task per stream, then marks the Asset `{spec.asset}` updated so that `psops_transform`
 rebuilds the marts. Finance: nothing here changes a number by itself; it
 brings in what the {spec.title} says today.
 
@@ -38,7 +53,10 @@ retries, throttled, failed requests, error) and its watermark in
 nothing half-loaded and re-running it is safe. Throttling and 5xx are retried
 inside the task; a 401 (wrong credentials) or 400/404/422 (contract mismatch)
 fails at once with the system's answer in the log: fix the connection or the
-spec, then clear the task.
+spec, then clear the task. A task that fails for good posts to `alerts_webhook`
+(DAG, task, run, try, error, log link); a day's run not complete by
+`PSOPS_SOURCES_DUE_HOURS` (default 6) after midnight UTC posts "data for <day> not
+loaded" there too.{pool_note}
 """
 
 
@@ -59,17 +77,20 @@ def build_ingest_dag(system: str):
 
     @dag(
         dag_id=f"psops_ingest_{system}",
-        schedule="@daily",
+        schedule=ingest_schedule(),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         max_active_tasks=spec.max_active_streams or 16,
         default_args=default_args(),
+        dagrun_timeout=dagrun_timeout(),
+        deadline=sources_deadline_alert(system),
         tags=["psops", "ingest", system],
         doc_md=ingest_doc(spec),
     )
     def ingest():
-        results = [load_stream.override(task_id=stream.task_id)(stream.name)
+        pool = {"pool": POOLS[system]} if system in POOLS else {}
+        results = [load_stream.override(task_id=stream.task_id, **pool)(stream.name)
                    for stream in spec.streams]
         publish.override(outlets=[Asset(spec.asset)])(results)
 

@@ -5,10 +5,14 @@
     /psops/utilization   12 weeks of utilization vs target, timesheet compliance
     /psops/data-docs/    the Great Expectations Data Docs of the last validation
 
-Every route depends on `requires_authenticated()`: no Airflow login, no data. A
-browser (Accept: text/html) without a login is redirected to the Airflow login
-page and comes back after it; any other client gets the 401/403. Every warehouse
-query runs as `psops_analyst` (see queries.py).
+The pages are for finance only: every route but /static needs an Airflow login of
+a user named in `PSOPS_FINANCE_USERS` (psops.finance_access; the same users the
+approval of corrections is assigned to). A browser (Accept: text/html) without a
+login is redirected to the Airflow login page and comes back after it; a logged-in
+user who is not finance gets a 403 page saying so (never the login page again);
+any other client gets the 401/403 as JSON. /static (the stylesheet and the nav
+icon, no data) only needs a login: the Airflow navigation shows the Finance icon to
+every user. Every warehouse query runs as `psops_analyst` (see queries.py).
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from psops.finance_access import FINANCE_USERS_ENV, finance_users
 from psops.ui import charts, queries
 from psops.ui.provenance import find_provenance
 
@@ -55,6 +60,33 @@ def _auth_dependency():
     return Depends(requires_authenticated())
 
 
+class NotFinanceUser(HTTPException):
+    """403: logged in, but not one of the finance users."""
+
+    def __init__(self, detail: str):
+        super().__init__(status_code=403, detail=detail)
+
+
+def _finance_dependency():
+    """Logged in (Airflow's `get_user`: 401 without a token) as a finance user, decided
+    by the auth manager's `is_authorized_hitl_task` with the finance users as the
+    assignees: the very check Airflow applies to the approval task's answers."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.core_api.security import get_user
+
+    def requires_finance_user(user=Depends(get_user)) -> None:  # noqa: B008 - FastAPI idiom
+        try:
+            allowed = set(finance_users())
+        except ValueError as exc:  # fail closed, and say why
+            log.error("psops UI: %s", exc)
+            raise NotFinanceUser(str(exc)) from None
+        if not get_auth_manager().is_authorized_hitl_task(assigned_users=allowed, user=user):
+            raise NotFinanceUser(f"These pages are for finance users only ({FINANCE_USERS_ENV}); "
+                                 f"{user.get_name()!r} is not one of them.")
+
+    return Depends(requires_finance_user)
+
+
 def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
     """The app; `conninfo` returns the warehouse's psycopg conninfo (default: the Airflow
     connection `warehouse`)."""
@@ -65,10 +97,18 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
         dependencies=[_auth_dependency()],
         docs_url=None, redoc_url=None, openapi_url=None,
     )
+    # Every page: finance only. Only /static is registered on `app` itself (login only).
+    pages = APIRouter(dependencies=[_finance_dependency()])
 
     @app.exception_handler(HTTPException)
     async def login_redirect(request: Request, exc: HTTPException):
-        if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
+        browser = "text/html" in request.headers.get("accept", "")
+        if isinstance(exc, NotFinanceUser):  # logged in: explain, never back to the login
+            if browser:
+                return HTMLResponse(_render(request, "forbidden.html", page="",
+                                            message=exc.detail, setting=FINANCE_USERS_ENV),
+                                    status_code=403)
+        elif exc.status_code in (401, 403) and browser:
             return RedirectResponse(_login_url(request), status_code=307)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
@@ -79,11 +119,11 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
         return HTMLResponse(_render(request, "error.html", page="", message=str(exc)),
                             status_code=503)
 
-    @app.get("/", include_in_schema=False)
+    @pages.get("/", include_in_schema=False)
     def index(request: Request):
         return RedirectResponse(f"{request.scope.get('root_path', '')}/billing", status_code=307)
 
-    @app.get("/billing", response_class=HTMLResponse)
+    @pages.get("/billing", response_class=HTMLResponse)
     def billing(request: Request, as_of: str | None = None, region: str | None = None,
                 project: str | None = None, billing_type: str | None = None):
         chosen = _parse_date(as_of)
@@ -101,7 +141,7 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
             filters=filters, provenance=find_provenance(_ui_base(request), effective, pinned),
         ))
 
-    @app.get("/exceptions", response_class=HTMLResponse)
+    @pages.get("/exceptions", response_class=HTMLResponse)
     def exceptions(request: Request, rule: str | None = None, severity: str | None = None):
         with queries.analyst_connection(conninfo()) as conn:
             view = queries.exceptions_view(conn, rule or None, severity or None)
@@ -114,7 +154,7 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
             resolved_days=queries.RESOLVED_RECENTLY_DAYS,
         ))
 
-    @app.get("/utilization", response_class=HTMLResponse)
+    @pages.get("/utilization", response_class=HTMLResponse)
     def utilization(request: Request, as_of: str | None = None, region: str | None = None):
         chosen = _parse_date(as_of)
         with queries.analyst_connection(conninfo()) as conn:
@@ -139,12 +179,12 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
             provenance=find_provenance(_ui_base(request), effective, pinned),
         ))
 
-    @app.get("/data-docs", include_in_schema=False)
+    @pages.get("/data-docs", include_in_schema=False)
     def data_docs_root(request: Request):
         return RedirectResponse(f"{request.scope.get('root_path', '')}/data-docs/index.html",
                                 status_code=307)
 
-    @app.get("/data-docs/{path:path}", include_in_schema=False)
+    @pages.get("/data-docs/{path:path}", include_in_schema=False)
     async def data_docs(path: str, request: Request):
         directory = data_docs_dir()
         if not (directory / "index.html").is_file():
@@ -159,6 +199,7 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
     async def static(path: str, request: Request):
         return await StaticFiles(directory=HERE / "static").get_response(path, request.scope)
 
+    app.include_router(pages)
     return app
 
 

@@ -7,8 +7,10 @@ An item (ready row, blocked row, exception, timesheet week, failed write, ...) i
 listed only when it is new or changed: the same unchanged item (same key, same
 fingerprint) is not alerted again within 24 hours of wall-clock time
 (`ops.alert_log`). When nothing is new the digest is not sent at all.
-Throttling (429 + Retry-After) is waited out by the hook; a lost answer is not
-re-posted (the items stay un-logged, so the next run alerts them again).
+Throttling (429 + Retry-After) is waited out by the hook; an error or a lost answer
+is not re-posted by the hook: the digest is recorded `failed`, its items stay
+un-logged, and the task fails, so Airflow's retry (or the next run) alerts them again.
+`post_message` is the one way psops posts to the webhook (also psops.oncall).
 """
 
 from __future__ import annotations
@@ -181,18 +183,33 @@ def render(sections: list[Section], as_of: date) -> dict:
     return {"text": text, "blocks": blocks}
 
 
+def webhook_hook(**kwargs) -> SourceApiHook:
+    """The hook of `alerts_webhook` (no auth: the secret is the path in `extra.path`)."""
+    return SourceApiHook(WEBHOOK_CONN_ID, "none", "webhook", **kwargs)
+
+
 def destination(hook: SourceApiHook) -> str:
-    """Where the digest goes, without the webhook's secret (the path's last part)."""
+    """Where messages go, without the webhook's secret (the path's last part)."""
     path = str(hook.extra("path"))
     head, _, _secret = path.rpartition("/")
     return f"{WEBHOOK_CONN_ID} ({hook.url(head or '/')}/…)"
+
+
+def post_message(message: dict, hook: SourceApiHook | None = None) -> str:
+    """POST one chat message (`text` + blocks) to `alerts_webhook`; returns where it went
+    (redacted). Throttling is waited out; a 5xx or a lost answer is not re-posted.
+    Raises SourceApiError / AirflowFailException when not delivered; their messages
+    never contain the secret path (the hook redacts it)."""
+    hook = hook or webhook_hook()
+    hook.request("POST", str(hook.extra("path")), json=message, safe_to_retry=False)
+    return destination(hook)
 
 
 def send_digest(conn, as_of: date, run_report: dict | None = None,
                 dag_run_id: str | None = None, hook: SourceApiHook | None = None) -> dict:
     sections = new_items(conn, build_sections(conn, as_of, run_report))
     count = sum(len(s.items) for s in sections)
-    hook = hook or SourceApiHook(WEBHOOK_CONN_ID, "none", "webhook")
+    hook = hook or webhook_hook()
     where = destination(hook)
     if count == 0:
         conn.execute("""INSERT INTO ops.alert_digests (dag_run_id, as_of, status, destination, items)
@@ -200,7 +217,7 @@ def send_digest(conn, as_of: date, run_report: dict | None = None,
         return {"status": "nothing_new", "items": 0, "destination": where, "text": None}
     message = render(sections, as_of)
     try:
-        hook.request("POST", str(hook.extra("path")), json=message, safe_to_retry=False)
+        post_message(message, hook)
     except (SourceApiError, AirflowFailException) as err:
         conn.execute("""INSERT INTO ops.alert_digests (dag_run_id, as_of, status, destination, items,
                                text, payload, error)

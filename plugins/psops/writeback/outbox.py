@@ -68,6 +68,23 @@ def apply_outbox(conn, writes: SourceWrites, *, purpose: str | None = None,
     return report
 
 
+def confirmed_since(conn, since, *, purpose: str | None = None,
+                    batch_id: str | None = None) -> list[dict]:
+    """The rows (of one purpose / batch) confirmed at or after `since`, as in
+    ApplyReport.confirmed: what the earlier tries of a retried task wrote."""
+    cur = conn.execute(
+        """SELECT * FROM ops.outbox
+           WHERE status = 'confirmed' AND confirmed_at >= %s
+             AND (%s::text IS NULL OR purpose = %s)
+             AND (%s::text IS NULL OR batch_id = %s)
+           ORDER BY confirmed_at, id""",
+        (since, purpose, purpose, batch_id, batch_id))
+    names = [d.name for d in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return [{**_brief(row, "adopted" if row["adopted"] else ""), "remote_id": row["remote_id"]}
+            for row in rows]
+
+
 def _sendable_rows(conn, purpose, batch_id) -> list[dict]:
     cur = conn.execute(
         """SELECT * FROM ops.outbox
