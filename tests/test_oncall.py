@@ -256,3 +256,13 @@ def test_dags_test_posts_once_after_the_last_retry(webhook, warehouse_uri, airfl
     assert len(posts) == 1, ([p["body"]["text"] for p in posts], output[-4000:])
     assert ", try 3): " in posts[0]["body"]["text"]
     assert "psops_ingest_crm.load_deals" in posts[0]["body"]["text"]
+
+
+def test_deadline_alerts_can_be_switched_off_and_bin_airflow_does_so_for_dags_test(monkeypatch):
+    monkeypatch.setenv("PSOPS_DEADLINE_ALERTS", "off")
+    assert oncall.marts_deadline_alert() is None
+    assert oncall.sources_deadline_alert("crm") is None
+    monkeypatch.setenv("PSOPS_DEADLINE_ALERTS", "on")
+    assert oncall.marts_deadline_alert() is not None
+    script = (REPO_ROOT / "bin" / "airflow").read_text()
+    assert 'export PSOPS_DEADLINE_ALERTS="${PSOPS_DEADLINE_ALERTS:-off}"' in script

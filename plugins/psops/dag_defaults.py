@@ -59,6 +59,15 @@ def sources_due() -> timedelta:
     return timedelta(hours=float(os.environ.get("PSOPS_SOURCES_DUE_HOURS", DEFAULT_SOURCES_DUE_HOURS)))
 
 
+def deadline_alerts_enabled() -> bool:
+    """`PSOPS_DEADLINE_ALERTS` (default `on`). bin/airflow turns them off for
+    `airflow dags test`: deadlines are the scheduler's business, and Airflow 3.3.2's
+    `dags test` fails a DAG run that carries one when it marks the run successful
+    (it looks the alerts up by id, and under `dags test` they have none)."""
+    return os.environ.get("PSOPS_DEADLINE_ALERTS", "on").strip().lower() not in {
+        "off", "false", "0", "no"}
+
+
 def default_args() -> dict:
     from psops.oncall import TaskFailureWebhookNotifier  # imports airflow.sdk only
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference
 
-from psops.dag_defaults import marts_deadline, sources_due
+from psops.dag_defaults import deadline_alerts_enabled, marts_deadline, sources_due
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +138,22 @@ async def deadline_missed(kind: str = "marts", system: str | None = None,
     return message["text"]
 
 
-def marts_deadline_alert() -> DeadlineAlert:
+def marts_deadline_alert() -> DeadlineAlert | None:
     """psops_transform: a run's marts published within PSOPS_MARTS_DEADLINE_MINUTES of
-    its being queued (asset-triggered and cut-off runs alike)."""
+    its being queued (asset-triggered and cut-off runs alike); None when switched off."""
+    if not deadline_alerts_enabled():
+        return None
     return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=marts_deadline(),
                          callback=AsyncCallback(deadline_missed, kwargs={"kind": "marts"}),
                          name="marts_published")
 
 
-def sources_deadline_alert(system: str) -> DeadlineAlert:
+def sources_deadline_alert(system: str) -> DeadlineAlert | None:
     """psops_ingest_<system>: the run for day D complete by D 00:00 UTC +
-    PSOPS_SOURCES_DUE_HOURS (the daily runs' logical date is midnight of D)."""
+    PSOPS_SOURCES_DUE_HOURS (the daily runs' logical date is midnight of D); None when
+    switched off."""
+    if not deadline_alerts_enabled():
+        return None
     return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=sources_due(),
                          callback=AsyncCallback(deadline_missed,
                                                 kwargs={"kind": "sources", "system": system}),

@@ -1,8 +1,9 @@
 """The whole path as users run it: `bin/stack up` with the CeleryExecutor on Redis (a
 Celery worker executes every task), the sandbox behind connections set through the REST
 API, ingest runs triggered through the REST API, psops_transform and psops_writeback
-started by Asset events, finance approving through the REST API, the finance pages and a
-task log through the api-server, and one failure message for a failing task.
+started by Asset events, a deadline alert fired by the scheduler and the triggerer, finance
+approving through the REST API, the finance pages and a task log through the api-server,
+and one failure message for a failing task.
 
 Needs a Redis (PSOPS_TEST_REDIS_URL, default redis://127.0.0.1:6379/0): skipped with the
 reason when none answers (.ci/run makes sure one does). Every process the stack started
@@ -108,6 +109,8 @@ def stack(pg_server, database_factory, tmp_path_factory):
         "PSOPS_INGEST_SCHEDULE": "none",
         "PSOPS_RETRY_DELAY_SECONDS": "1",
         "PSOPS_RETRIES": "0",
+        # The transform takes longer than this: its deadline alert must fire.
+        "PSOPS_MARTS_DEADLINE_MINUTES": "0.1",
     }
     today = datetime.now(UTC).date()
     with start_sandbox(seed=42, port=0, today=today) as sandbox:
@@ -195,6 +198,13 @@ def test_assets_chain_the_pipeline_and_finance_approves(stack):
     assert asset_run_events(admin, "psops_transform") == {
         f"psops://raw/{system}" for system in ("crm", "psa", "erp", "hris")}
     assert asset_run_events(admin, "psops_writeback") == {"psops://marts"}
+
+    # The transform ran past its (6 s) deadline: the scheduler noticed, the triggerer ran
+    # the callback, the webhook got the message.
+    today = datetime.now(UTC).date().isoformat()
+    wait_for("the deadline alert of the transform", lambda: [
+        w for w in stack.sandbox.writes(system="webhook")
+        if f"marts for {today} not published by" in json.dumps(w["body"])], timeout=120)
 
     # The Celery worker executed the tasks.
     worker_log = (stack.home / "stack" / "logs" / "celery-worker.log").read_text()

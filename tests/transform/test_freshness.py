@@ -54,7 +54,15 @@ def test_cutoff_goes_ahead_when_a_source_never_delivered():
     assert decision.run and decision.stale == ("hris",)
 
 
-def test_state_is_read_from_the_warehouse(warehouse_conn):
+def test_state_is_read_from_the_warehouse(database_factory):
+    import psycopg
+
+    target = database_factory.create()  # of its own: other tests' ingest runs stay out
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        _check_state(conn)
+
+
+def _check_state(warehouse_conn):
     warehouse_conn.execute(
         "INSERT INTO ops.ingest_runs (dag_id, dag_run_id, system, stream, mode, status, "
         "finished_at) VALUES ('psops_ingest_erp', 'r1', 'erp', 'jobs', 'incremental', "
