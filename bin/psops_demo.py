@@ -35,13 +35,9 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def python_env() -> dict[str, str]:
-    root = stack.REPO_ROOT
-    return {**os.environ, "PYTHONPATH": f"{root / 'plugins'}:{root / 'include'}"}
-
-
 def run_python_module(*args: str) -> None:
-    subprocess.run([str(stack.VENV_PYTHON), "-m", *args], env=python_env(), check=True,
+    subprocess.run([str(stack.VENV_PYTHON), "-m", *args],
+                   env=stack.python_env(stack.stack_environment()), check=True,
                    cwd=stack.REPO_ROOT)
 
 
@@ -55,7 +51,8 @@ def start_sandbox(as_of: str) -> dict[str, str]:
     stack.stop_process("sandbox")
     stack.log_file("sandbox").unlink(missing_ok=True)
     stack.start_process("sandbox", [str(stack.VENV_PYTHON), "-m", "sandbox", "--base-port", "0",
-                                    "--today", as_of], python_env())
+                                    "--today", as_of],
+                        stack.python_env(stack.stack_environment()))
     deadline = time.monotonic() + 120
     log = stack.log_file("sandbox")
     while time.monotonic() < deadline:
@@ -122,21 +119,19 @@ def run_ids(api: stack.AirflowApi, dag_id: str) -> set[str]:
     return {run["dag_run_id"] for run in runs}
 
 
-def start_ingests(api: stack.AirflowApi) -> None:
-    """Unpause the ingest DAGs: the scheduler starts today's runs; when today's runs exist
-    already (an earlier demo today), trigger new ones."""
-    before = {dag_id: run_ids(api, dag_id) for dag_id in INGEST_DAGS}
+def start_ingests(api: stack.AirflowApi, as_of: str) -> None:
+    """Unpause the ingest DAGs: the scheduler starts the run of `as_of` (logical date
+    00:00 UTC); when that run exists already (an earlier demo today), trigger a new one."""
+    midnight = f"{as_of}T00:00:00Z"
+    scheduled = {dag_id: api.get(f"/dags/{dag_id}/dagRuns", logical_date_gte=midnight,
+                                 logical_date_lte=midnight)["total_entries"] > 0
+                 for dag_id in INGEST_DAGS}
     for dag_id in INGEST_DAGS:
         api.patch(f"/dags/{dag_id}", {"is_paused": False})
-    deadline = time.monotonic() + 20
-    waiting = set(INGEST_DAGS)
-    while waiting and time.monotonic() < deadline:
-        waiting = {dag_id for dag_id in waiting if run_ids(api, dag_id) <= before[dag_id]}
-        time.sleep(1)
-    for dag_id in sorted(waiting):
-        api.post(f"/dags/{dag_id}/dagRuns", {"logical_date": None,
-                                             "note": "make demo: ingest again"})
-        print(f"  {dag_id}: today's scheduled run exists already; triggered a new run")
+        if scheduled[dag_id]:
+            api.post(f"/dags/{dag_id}/dagRuns", {"logical_date": None,
+                                                 "note": "make demo: ingest again"})
+            print(f"  {dag_id}: today's scheduled run exists already; triggered a new run")
 
 
 class Progress:
@@ -192,6 +187,15 @@ def wait_for_pipeline(api: stack.AirflowApi, since: str) -> list[dict]:
     raise stack.StackError(f"the pipeline did not finish within {PIPELINE_TIMEOUT_S:.0f} s")
 
 
+def transform_as_of(runs: list[dict]) -> str:
+    """The as-of date of the Asset-triggered transform the demo waited for (its run_after
+    date, UTC): right even when the demo crossed midnight."""
+    run = max((r for r in runs if r["dag_id"] == "psops_transform"
+               and r["run_type"] == "asset_triggered" and r["state"] == "success"),
+              key=lambda r: r["run_after"])
+    return run["run_after"][:10]
+
+
 def _pipeline_done(runs: list[dict]) -> bool:
     def succeeded(dag_id: str, run_type: str | None = None) -> bool:
         return any(run["dag_id"] == dag_id and run["state"] == "success"
@@ -211,10 +215,8 @@ def main() -> int:
     started = time.monotonic()
     as_of = datetime.now(UTC).date().isoformat()
     try:
-        step("The local stack (api-server, scheduler, dag-processor, triggerer)")
+        step("The local stack (warehouse, api-server, scheduler, dag-processor, triggerer)")
         stack.up()
-        step("Warehouse: applying migrations")
-        run_python_module("psops.warehouse", "migrate")
         step(f"Sandbox: the four source systems and the alert webhook, 'today' = {as_of}")
         connections = start_sandbox(as_of)
         api = stack.AirflowApi.for_user("admin")
@@ -225,8 +227,8 @@ def main() -> int:
         since = datetime.now(UTC).isoformat()
         for dag_id in ASSET_DAGS:
             api.patch(f"/dags/{dag_id}", {"is_paused": False})
-        start_ingests(api)
-        wait_for_pipeline(api, since)
+        start_ingests(api, as_of)
+        as_of = transform_as_of(wait_for_pipeline(api, since))
         step("Summary")
         run_python_module("psops.demo_summary", as_of)
         step("Write-back: what was created and corrected, what waits for finance")

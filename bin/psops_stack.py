@@ -36,10 +36,16 @@ VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 DEFAULT_PORT = 8080
 START_TIMEOUT_S = float(os.environ.get("PSOPS_STACK_START_TIMEOUT_SECONDS", 240))
 STOP_TIMEOUT_S = 30
-# Users of the local stack's simple auth manager: name -> Airflow role. `finance` is the
-# default finance user (PSOPS_FINANCE_USERS) who sees the finance pages and approves
-# (answering an approval needs the role `user` or above).
-USERS = {"admin": "admin", "finance": "user", "engineer": "user"}
+sys.path.insert(0, str(REPO_ROOT / "plugins"))
+
+
+def stack_users() -> dict[str, str]:
+    """Logins of the stack's simple auth manager: name -> Airflow role. The finance users
+    (PSOPS_FINANCE_USERS, default `finance`) see the finance pages and answer approvals,
+    which needs the role `user` or above; `engineer` runs DAGs but is not finance."""
+    from psops.finance_access import finance_users
+
+    return {"admin": "admin", **dict.fromkeys(finance_users(), "user"), "engineer": "user"}
 
 
 def airflow_home() -> Path:
@@ -75,8 +81,9 @@ def port_taken(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def read_env_file() -> dict[str, str]:
-    path = state_dir() / "env"
+def read_env_file(path: Path | None = None) -> dict[str, str]:
+    """The settings of stack/env (or of `path`)."""
+    path = path or state_dir() / "env"
     values = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -86,15 +93,36 @@ def read_env_file() -> dict[str, str]:
     return values
 
 
-def _metadata_url() -> str:
-    result = subprocess.run(
-        [str(VENV_PYTHON), "-m", "psops.warehouse", "metadata-url"],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")},
-        capture_output=True, text=True, timeout=120,
-    )
+def python_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment in which `python -m psops...` and `-m sandbox` import."""
+    return {**(env or os.environ),
+            "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT / 'include'}"}
+
+
+def run_warehouse_command(command: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run([str(VENV_PYTHON), "-m", "psops.warehouse", command],
+                            env=python_env(env), capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
-        raise StackError(f"no metadata database: {result.stderr.strip()}")
-    return result.stdout.strip().splitlines()[-1]
+        raise StackError(result.stderr.strip() or f"psops.warehouse {command} failed")
+    return result.stdout.strip()
+
+
+def _metadata_url() -> str:
+    """AIRFLOW__DATABASE__SQL_ALCHEMY_CONN when the caller set one (PostgreSQL only), else
+    a database of its own on the warehouse's server (psops.warehouse metadata-url)."""
+    configured = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if configured.startswith("sqlite"):
+        raise StackError("the stack keeps Airflow's metadata in PostgreSQL; unset "
+                         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN or point it at a PostgreSQL")
+    return configured or run_warehouse_command("metadata-url").splitlines()[-1]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def _api_port() -> int:
@@ -113,10 +141,11 @@ def write_settings() -> dict[str, str]:
     previous = read_env_file()
     port = _api_port()
     api_url = f"http://127.0.0.1:{port}"
+    users = stack_users()
     passwords = state_dir() / "passwords.json"
-    if not passwords.exists():
-        passwords.write_text(json.dumps({user: secrets.token_urlsafe(12) for user in USERS}))
-        passwords.chmod(0o600)
+    known = json.loads(passwords.read_text()) if passwords.exists() else {}
+    _write_private(passwords, json.dumps(
+        {user: known.get(user) or secrets.token_urlsafe(12) for user in users}))
     broker = os.environ.get("PSOPS_CELERY_BROKER", "")
     settings = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _metadata_url(),
@@ -131,11 +160,15 @@ def write_settings() -> dict[str, str]:
         or secrets.token_urlsafe(32),
         "AIRFLOW__CORE__FERNET_KEY": previous.get("AIRFLOW__CORE__FERNET_KEY") or _fernet_key(),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
-            f"{user}:{role}" for user, role in USERS.items()),
+            f"{user}:{role}" for user, role in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
     }
+    if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
+        # Every process of the stack, and every later command on it, uses this warehouse.
+        settings["AIRFLOW_CONN_WAREHOUSE"] = os.environ["AIRFLOW_CONN_WAREHOUSE"]
     if broker:
         queue = os.environ.get("PSOPS_CELERY_QUEUE", "psops")
         settings.update({
@@ -146,9 +179,7 @@ def write_settings() -> dict[str, str]:
     lines = ["# Written by bin/stack up: the settings every process of this Airflow home shares.",
              "# bin/airflow reads it, so CLI commands talk to the same metadata database."]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in settings.items()]
-    env_file = state_dir() / "env"
-    env_file.write_text("\n".join(lines) + "\n")
-    env_file.chmod(0o600)
+    _write_private(state_dir() / "env", "\n".join(lines) + "\n")
     return settings
 
 
@@ -197,72 +228,90 @@ def log_file(name: str) -> Path:
     return state_dir() / "logs" / f"{name}.log"
 
 
-def running_pid(name: str) -> int | None:
-    path = pid_file(name)
-    if not path.exists():
-        return None
-    pid = int(path.read_text().strip())
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ..., starttime (19)]."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        path.unlink(missing_ok=True)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
-    return pid
+
+
+def group_members(pgid: int, started: str) -> list[int]:
+    """Live processes of the process group a component was started as. A group is ours
+    while its leader is the process we started (same start time) or, once the leader
+    has died, while processes of its group live on (Linux reuses no pid that is still a
+    process group's id): so a stale pid file never leads to a stranger."""
+    leader = _stat_fields(pgid)
+    if leader is not None and leader[0] != "Z" and leader[19] != started:
+        return []
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat_fields(int(stat.parent.name))
+        if fields and fields[0] != "Z" and fields[2] == str(pgid):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _read_pid_file(name: str) -> tuple[int, str] | None:
+    try:
+        pgid, started = pid_file(name).read_text().split()
+        return int(pgid), started
+    except (OSError, ValueError):
+        return None
+
+
+def running_pid(name: str) -> int | None:
+    """The process group of a component while any process of it lives (the leader may
+    have died with its children still running); forgets a dead one."""
+    recorded = _read_pid_file(name)
+    if recorded is not None:
+        pgid, started = recorded
+        try:  # our own child that exited: reap it
+            os.waitpid(pgid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if group_members(pgid, started):
+            return pgid
+    pid_file(name).unlink(missing_ok=True)
+    return None
 
 
 def start_process(name: str, argv: list[str], env: dict[str, str]) -> int:
-    """Start a process in a session of its own (so `down` stops all its children)."""
+    """Start a process in a session of its own (so `down` stops all its children); the
+    previous log is kept as <name>.log.1."""
     pid_file(name).parent.mkdir(parents=True, exist_ok=True)
-    log_file(name).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file(name), "ab") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+    log = log_file(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if log.exists():
+        log.replace(log.with_suffix(".log.1"))
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
                                    start_new_session=True)
-    pid_file(name).write_text(str(process.pid))
+    started = (_stat_fields(process.pid) or [""] * 20)[19]
+    pid_file(name).write_text(f"{process.pid} {started}")
     return process.pid
 
 
 def stop_process(name: str) -> bool:
-    pid = running_pid(name)
-    if pid is None:
-        pid_file(name).unlink(missing_ok=True)
+    """TERM every process of the component's group, KILL what is left after 30 s."""
+    pgid = running_pid(name)
+    recorded = _read_pid_file(name)
+    if pgid is None or recorded is None:
         return False
     for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
+        for pid in group_members(*recorded):
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _group_alive(pid):
+        while time.monotonic() < deadline and running_pid(name) is not None:
             time.sleep(0.3)
-        if not _group_alive(pid):
+        if running_pid(name) is None:
             break
     pid_file(name).unlink(missing_ok=True)
     return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie leader of our own child counts as gone.
-    try:
-        os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    return _group_has_live_members(pgid)
-
-
-def _group_has_live_members(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def all_component_names() -> list[str]:
@@ -392,15 +441,30 @@ def _airflow(args: list[str], env: dict[str, str], timeout: int = 300
 
 
 def up() -> dict[str, str]:
-    if running_pid("api-server") and read_env_file():
-        settings = read_env_file()
-        if not unhealthy_parts(health(api_url(settings))):
+    settings = read_env_file()
+    alive = {name: running_pid(name) for name in all_component_names()}
+    if settings and alive:
+        dead = sorted(name for name, pgid in alive.items() if pgid is None)
+        bad = dead + unhealthy_parts(health(api_url(settings)))
+        if not bad:
             say(f"the stack is already up at {api_url(settings)}")
             return settings
-        raise StackError("the stack is partly up; run `bin/stack down` first "
+        raise StackError(f"the stack is partly up (not running or not healthy: "
+                         f"{', '.join(bad)}); run `bin/stack down` first "
                          f"(logs in {state_dir() / 'logs'})")
-    stop_all(quiet=True)
-    started_warehouse = _start_warehouse()
+    state_dir().mkdir(parents=True, exist_ok=True)
+    if _start_warehouse():
+        (state_dir() / "started-warehouse").touch()
+    try:
+        return _start_components()
+    except (StackError, subprocess.TimeoutExpired):
+        say("start failed; stopping what was started")
+        down(quiet=True)
+        raise
+
+
+def _start_components() -> dict[str, str]:
+    print(run_warehouse_command("migrate"), flush=True)
     settings = write_settings()
     env = stack_environment()
     say(f"metadata database: {_redact(settings['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])}")
@@ -413,29 +477,21 @@ def up() -> dict[str, str]:
         f"{f', broker {_redact(broker)}' if broker else ''})")
     for part in parts:
         start_process(part.name, [str(BIN_AIRFLOW), *part.argv], env)
-    if started_warehouse:
-        (state_dir() / "started-warehouse").touch()
     wait_until_healthy(settings, [p.name for p in parts])
     print_status(settings)
     return settings
 
 
 def _start_warehouse() -> bool:
+    """Start the embedded warehouse unless one is configured; whether this call did."""
     if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
         return False
-    result = subprocess.run(
-        [str(VENV_PYTHON), "-m", "psops.warehouse", "start"],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")},
-        capture_output=True, text=True, timeout=120,
-    )
-    if result.returncode != 0:
-        raise StackError(result.stderr.strip())
-    return "started" in result.stdout and "already" not in result.stdout
+    output = run_warehouse_command("start")
+    return "started" in output and "already" not in output
 
 
 def _check_pool(env: dict[str, str]) -> None:
     """bin/airflow migrates the metadata database and creates the pools on first use."""
-    sys.path.insert(0, str(REPO_ROOT / "plugins"))
     from psops.dag_defaults import ERP_POOL
 
     result = _airflow(["pools", "get", ERP_POOL], env, timeout=600)
@@ -461,13 +517,11 @@ def stop_all(quiet: bool = False) -> list[str]:
     return stopped
 
 
-def down() -> None:
-    stop_all()
+def down(quiet: bool = False) -> None:
+    stop_all(quiet=quiet)
     marker = state_dir() / "started-warehouse"
     if marker.exists():
-        subprocess.run([str(VENV_PYTHON), "-m", "psops.warehouse", "stop"],
-                       env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")},
-                       timeout=120, check=False)
+        print(run_warehouse_command("stop"), flush=True)
         marker.unlink()
 
 

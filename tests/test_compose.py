@@ -94,6 +94,13 @@ def test_init_hands_the_data_docs_volume_to_the_airflow_user(resolved_compose):
                if name != "airflow-init")
 
 
+def test_init_creates_the_erp_pool_from_its_one_definition(resolved_compose):
+    """The scheduler never schedules a task whose pool does not exist."""
+    script = " ".join(resolved_compose["services"]["airflow-init"]["command"])
+    assert "from psops.dag_defaults import ERP_POOL, ERP_POOL_SLOTS" in script
+    assert 'airflow pools set "$$pool" "$$slots"' in script  # $$: a literal $
+
+
 def test_a_broken_compose_file_is_rejected(tmp_path):
     """The validator really checks: an unknown key fails."""
     if shutil.which("docker-compose") is None:

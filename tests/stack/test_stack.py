@@ -31,7 +31,7 @@ from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bin"))
 import psops_demo  # noqa: E402
-from psops_stack import AirflowApi, ApiError  # noqa: E402
+from psops_stack import AirflowApi, ApiError, read_env_file  # noqa: E402
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -56,13 +56,8 @@ class Stack:
         self.env = env
         self.warehouse = warehouse
         self.sandbox = sandbox
-        settings = {}
-        for line in (home / "stack" / "env").read_text().splitlines():
-            if line.startswith("export "):
-                key, _, value = line[len("export "):].partition("=")
-                settings[key] = value.strip("'")
-        self.settings = settings
-        self.url = settings["AIRFLOW__API__BASE_URL"]
+        self.settings = read_env_file(home / "stack" / "env")
+        self.url = self.settings["AIRFLOW__API__BASE_URL"]
         self.passwords = json.loads((home / "stack" / "passwords.json").read_text())
 
     def api(self, user: str) -> AirflowApi:
@@ -168,8 +163,9 @@ def trigger(api: AirflowApi, dag_id: str) -> str:
 
 def test_stack_runs_on_celery(stack):
     status = stack.bin_stack("status", timeout=60)
-    assert "CeleryExecutor" in status.stdout and "healthy" in status.stdout, status.stdout
-    assert "celery-worker" in status.stdout
+    assert "psops stack: healthy" in status.stdout, status.stdout
+    assert re.search(r"executor +CeleryExecutor", status.stdout), status.stdout
+    assert re.search(r"celery-worker +pid \d+", status.stdout), status.stdout
     health = stack.api("admin")._send("GET", "/api/v2/monitor/health", token=None)
     assert {part: health[part]["status"] for part in ("metadatabase", "scheduler",
                                                       "triggerer", "dag_processor")} == {

@@ -13,7 +13,7 @@ source's latest load.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 SYSTEMS = ("crm", "psa", "erp", "hris")
 CUTOFF_RUN_TYPE = "scheduled"
@@ -42,7 +42,7 @@ def decide(run_type: str, as_of: date, latest_ingests: dict[str, datetime | None
     """Whether a transform run goes ahead (see the module docstring)."""
     stale = tuple(system for system in SYSTEMS
                   if latest_ingests.get(system) is None
-                  or latest_ingests[system].date() < as_of)
+                  or latest_ingests[system].astimezone(UTC).date() < as_of)
     if run_type != CUTOFF_RUN_TYPE:
         return SourcesDecision(True, f"{run_type} run: always goes ahead", stale)
     loaded = [moment for moment in latest_ingests.values() if moment is not None]
