@@ -1,6 +1,6 @@
 """SourceApiHook: HttpHook with the four auth styles, throttling and honest errors.
 
-HttpHook's defaults fight the source contract (verified-facts.md): it sends
+HttpHook's defaults (providers-http 6.3.0) fight the source APIs: it sends
 Basic auth whenever the connection has a login, every `extra` key as a header,
 and no timeout. This hook sets auth explicitly per style, sends no extra as a
 header, always uses a timeout, and keeps one keep-alive session.
