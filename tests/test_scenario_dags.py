@@ -3,7 +3,7 @@
 The sandbox serves a tiny explicit dataset; `bin/airflow dags test` runs the four
 ingest DAGs and psops_transform for its as-of date (Tuesday 2026-03-31) once for the
 module; the tests compare the marts with values worked out by hand from the
-warehouse contract (the mart formulas in the README). The records are listed in
+warehouse contract's mart definitions. The records are listed in
 include/sandbox/scenario.py; the arithmetic is in the comments below.
 
 Weeks (Monday starts): W1 03-02, W2 03-09, W3 03-16 (company holiday Wed 03-18),
