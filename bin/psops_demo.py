@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psops_stack as stack  # noqa: E402
+from psops_rest import AirflowApi, ApiError  # noqa: E402
 
 INGEST_DAGS = [f"psops_ingest_{system}" for system in ("crm", "psa", "erp", "hris")]
 ASSET_DAGS = ["psops_transform", "psops_writeback", "psops_approve_corrections"]
@@ -75,7 +76,7 @@ def _connection_export(line: str) -> tuple[str, str]:
     return name.lower(), shlex.split(value)[0]
 
 
-def register_connections(api: stack.AirflowApi, connections: dict[str, str]) -> None:
+def register_connections(api: AirflowApi, connections: dict[str, str]) -> None:
     """Create or update each connection in the metadata database (the workers read it)."""
     import json
 
@@ -89,7 +90,7 @@ def register_connections(api: stack.AirflowApi, connections: dict[str, str]) -> 
             body["extra"] = json.dumps(fields["extra"])
         try:
             api.patch(f"/connections/{conn_id}", body)
-        except stack.ApiError as err:
+        except ApiError as err:
             if err.status != 404:
                 raise
             api.post("/connections", body)
@@ -101,7 +102,7 @@ def register_connections(api: stack.AirflowApi, connections: dict[str, str]) -> 
 # --------------------------------------------------------------------------
 
 
-def wait_for_dags(api: stack.AirflowApi, dag_ids: list[str], timeout: float = 180) -> None:
+def wait_for_dags(api: AirflowApi, dag_ids: list[str], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     missing = dag_ids
     while time.monotonic() < deadline:
@@ -114,12 +115,7 @@ def wait_for_dags(api: stack.AirflowApi, dag_ids: list[str], timeout: float = 18
                            f"{timeout:.0f} s; see {stack.log_file('dag-processor')}")
 
 
-def run_ids(api: stack.AirflowApi, dag_id: str) -> set[str]:
-    runs = api.get(f"/dags/{dag_id}/dagRuns", limit=100, order_by="-run_after")["dag_runs"]
-    return {run["dag_run_id"] for run in runs}
-
-
-def start_ingests(api: stack.AirflowApi, as_of: str) -> None:
+def start_ingests(api: AirflowApi, as_of: str) -> None:
     """Unpause the ingest DAGs: the scheduler starts the run of `as_of` (logical date
     00:00 UTC); when that run exists already (an earlier demo today), trigger a new one."""
     midnight = f"{as_of}T00:00:00Z"
@@ -137,7 +133,7 @@ def start_ingests(api: stack.AirflowApi, as_of: str) -> None:
 class Progress:
     """Prints each run's state and the task running now, when they change."""
 
-    def __init__(self, api: stack.AirflowApi, since: str):
+    def __init__(self, api: AirflowApi, since: str):
         self.api = api
         self.since = since
         self.shown: dict[str, str] = {}
@@ -169,7 +165,7 @@ class Progress:
         return f" ({done}/{len(tis)} tasks done{'; now: ' + ', '.join(now) if now else ''})"
 
 
-def wait_for_pipeline(api: stack.AirflowApi, since: str) -> list[dict]:
+def wait_for_pipeline(api: AirflowApi, since: str) -> list[dict]:
     """Until the ingests, an Asset-triggered transform and write-back have finished."""
     progress = Progress(api, since)
     deadline = time.monotonic() + PIPELINE_TIMEOUT_S
@@ -219,7 +215,7 @@ def main() -> int:
         stack.up()
         step(f"Sandbox: the four source systems and the alert webhook, 'today' = {as_of}")
         connections = start_sandbox(as_of)
-        api = stack.AirflowApi.for_user("admin")
+        api = stack.api_for("admin")
         register_connections(api, connections)
         step("The scheduler runs the pipeline: ingest -> (Asset events) -> transform -> "
              "write-back")
@@ -233,7 +229,7 @@ def main() -> int:
         run_python_module("psops.demo_summary", as_of)
         step("Write-back: what was created and corrected, what waits for finance")
         run_python_module("psops.writeback.demo_summary", as_of)
-    except (stack.StackError, stack.ApiError, subprocess.CalledProcessError) as err:
+    except (stack.StackError, ApiError, subprocess.CalledProcessError) as err:
         print(f"psops: error: {err}", file=sys.stderr)
         return 1
     step(f"Done in {time.monotonic() - started:.0f} s; the stack stays up")

@@ -12,6 +12,10 @@ CeleryExecutor when PSOPS_CELERY_BROKER names a broker (e.g. redis://127.0.0.1:6
 else the LocalExecutor. State lives in $AIRFLOW_HOME/stack/: `env` (the settings every
 process of this home shares; bin/airflow reads it too), `passwords.json`, `pids/`,
 `logs/`. Used by `make up|down|demo`, the demo driver and the `stack` tests.
+
+One module on purpose (about 500 lines): settings, processes, health and the commands
+share the state directory's layout, and `bin/stack` runs it without installing anything.
+The REST client is bin/psops_rest.py.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from psops_rest import AirflowApi
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN_AIRFLOW = REPO_ROOT / "bin" / "airflow"
@@ -380,53 +385,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 # --------------------------------------------------------------------------
 
 
-class AirflowApi:
-    """A small client of Airflow's REST API (/api/v2) logged in as one stack user."""
-
-    def __init__(self, url: str, username: str, password: str):
-        self.url = url.rstrip("/")
-        self.username = username
-        response = self._send("POST", "/auth/token",
-                              {"username": username, "password": password}, token=None)
-        self.token = response["access_token"]
-
-    @classmethod
-    def for_user(cls, username: str = "admin") -> AirflowApi:
-        return cls(api_url(), username, passwords()[username])
-
-    def get(self, path: str, **query) -> dict:
-        from urllib.parse import urlencode
-
-        suffix = f"?{urlencode(query, doseq=True)}" if query else ""
-        return self._send("GET", f"/api/v2{path}{suffix}")
-
-    def post(self, path: str, body: dict) -> dict:
-        return self._send("POST", f"/api/v2{path}", body)
-
-    def patch(self, path: str, body: dict) -> dict:
-        return self._send("PATCH", f"/api/v2{path}", body)
-
-    def _send(self, method: str, path: str, body: dict | None = None,
-              token: str | None | bool = True) -> dict:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                text = response.read()
-        except urllib.error.HTTPError as err:
-            raise ApiError(err.code, f"{method} {path}: HTTP {err.code}: "
-                                     f"{err.read()[:500].decode(errors='replace')}") from None
-        return json.loads(text) if text else {}
-
-
-class ApiError(RuntimeError):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+def api_for(username: str = "admin") -> AirflowApi:
+    """A REST client of the running stack, logged in as one of its users."""
+    return AirflowApi(api_url(), username, passwords()[username])
 
 
 # --------------------------------------------------------------------------

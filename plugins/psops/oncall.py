@@ -33,16 +33,17 @@ NOTIFY_TIMEOUT = (5.0, 20.0)
 NOTIFY_MAX_ATTEMPTS = 3
 
 
-def first_line(error) -> str:
-    """`Type: first line of the message` (at most MAX_ERROR_CHARS)."""
-    if error is None:
-        return "no exception recorded (failed outside the task, e.g. killed or timed out)"
+NO_EXCEPTION = "no exception recorded (failed outside the task, e.g. killed or timed out)"
+
+
+def first_line(error, missing: str = NO_EXCEPTION) -> str:
+    """`Type: first line of the message` for an exception, the first line of a text, or
+    `missing` when there is none; at most MAX_ERROR_CHARS."""
+    lines = str(error).strip().splitlines() if error is not None else []
     if isinstance(error, BaseException):
-        lines = str(error).strip().splitlines()
         text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     else:
-        lines = str(error).strip().splitlines()
-        text = lines[0] if lines else "unknown error"
+        text = lines[0] if lines else missing
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
 
 

@@ -31,7 +31,8 @@ from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bin"))
 import psops_demo  # noqa: E402
-from psops_stack import AirflowApi, ApiError, read_env_file  # noqa: E402
+from psops_rest import AirflowApi, ApiError  # noqa: E402
+from psops_stack import read_env_file  # noqa: E402
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

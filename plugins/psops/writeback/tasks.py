@@ -15,6 +15,7 @@ import logging
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from psops.dag_defaults import as_of_date
+from psops.oncall import first_line
 from psops.warehouse_hook import warehouse_connection
 from psops.writeback import alerts, approval, outbox, planner
 from psops.writeback.source_writes import SourceWrites
@@ -45,11 +46,6 @@ def _fail_after_recording(result: dict, context, error: AirflowException):
     raise error
 
 
-def _first_line(text: str | None, default: str) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0][:300] if lines else default
-
-
 def _finish_writes(result: dict, report: outbox.ApplyReport, context) -> dict:
     """Log the summary; when a write of this try failed, fail the task (all is recorded)."""
     _finish(result)
@@ -59,7 +55,7 @@ def _finish_writes(result: dict, report: outbox.ApplyReport, context) -> dict:
         _fail_after_recording(result, context, WritesFailed(
             f"{len(report.failed)} of {len(report.failed) + len(report.confirmed)} writes failed "
             f"(ops.outbox status 'failed'{waiting}); first: {first['description']}: "
-            f"{_first_line(first['note'], 'no answer')}"))
+            f"{first_line(first['note'], missing='no answer')}"))
     return result
 
 
@@ -155,7 +151,7 @@ def alert_task(context, setup: dict | None, corrections: dict | None) -> dict:
     if digest["status"] == "failed":
         _fail_after_recording(digest, context, DigestNotDelivered(
             f"alert digest ({digest['items']} items) not delivered to {digest['destination']}: "
-            f"{_first_line(digest.get('error'), 'no answer')}"))
+            f"{first_line(digest.get('error'), missing='no answer')}"))
     return digest
 
 
