@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import (
     Asset,
     AssetAll,
@@ -14,13 +12,13 @@ from airflow.sdk import (
     task,
 )
 
+from psops.catalogue import raw_asset_uris
 from psops.dag_defaults import START_DATE, dagrun_timeout, default_args
 from psops.oncall import marts_deadline_alert
+from psops.settings import MARTS_ASSET_URI, TRANSFORM_CUTOFF_CRON
 
-RAW_ASSETS = [Asset(f"psops://raw/{system}") for system in ("crm", "psa", "erp", "hris")]
-MARTS = Asset("psops://marts")
-# The daily safety net when a source is late (UTC); see psops/transform/freshness.py.
-CUTOFF_CRON = os.environ.get("PSOPS_TRANSFORM_CUTOFF_CRON", "0 6 * * *")
+RAW_ASSETS = [Asset(uri) for uri in raw_asset_uris()]
+MARTS = Asset(MARTS_ASSET_URI)
 
 DOC = """
 ### psops_transform: the numbers finance and delivery read
@@ -73,7 +71,7 @@ retried. Re-running for the same date is safe: marts of that date are replaced.
 @dag(
     dag_id="psops_transform",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(CUTOFF_CRON, timezone="UTC"),
+        timetable=CronTriggerTimetable(TRANSFORM_CUTOFF_CRON.text(), timezone="UTC"),
         assets=AssetAll(*RAW_ASSETS),
     ),
     start_date=START_DATE,

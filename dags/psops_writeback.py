@@ -8,8 +8,9 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, dag, get_current_context, task
 
 from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
+from psops.settings import MARTS_ASSET_URI
 
-MARTS = Asset("psops://marts")
+MARTS = Asset(MARTS_ASSET_URI)
 
 DOC = """
 ### psops_writeback: pushing the fixes back to CRM, PSA and ERP
