@@ -56,7 +56,7 @@ ui: up
 ui-stop: down
 
 sandbox: venv
-	PYTHONPATH=include $(VENV)/bin/python -m sandbox
+	PYTHONPATH=. $(VENV)/bin/python -m sandbox
 
 # Refresh the screenshots in docs/screenshots (the browser test, writing there).
 screenshots: venv
@@ -82,7 +82,7 @@ bench-transform: venv
 	$(VENV)/bin/python benchmarks/transform_scale.py
 
 warehouse-stop: venv
-	PYTHONPATH=plugins $(VENV)/bin/python -m psops.warehouse stop
+	$(VENV)/bin/python bin/psops_warehouse.py stop
 
 # Runtime first: requirements-dev.in constrains itself to requirements.txt. The
 # current pins are uv's preferences (copied to the output), so only what the .in

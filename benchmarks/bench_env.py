@@ -12,22 +12,19 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-for folder in ("plugins", "include"):
-    if str(REPO_ROOT / folder) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT / folder))
+for folder in (REPO_ROOT / "plugins", REPO_ROOT):  # psops, and tests.warehouse_fixtures
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="psops_bench_airflow_"))
 
-import psycopg  # noqa: E402
-
-from psops import warehouse  # noqa: E402
-from psops.warehouse_migrations import apply_migrations  # noqa: E402
+from tests.warehouse_fixtures import scratch_database  # noqa: E402
 
 
 @contextlib.contextmanager
 def sandbox_process(*args: str):
     """`python -m sandbox` in its own process (so it does not share our GIL); yields its
     AIRFLOW_CONN_* variables and control URL, already exported into os.environ."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "include")}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     log = tempfile.NamedTemporaryFile("w+", prefix="psops_bench_sandbox_", suffix=".log")
     process = subprocess.Popen([sys.executable, "-m", "sandbox", "--base-port", "0",
                                 "--no-natural-limits", *args], stdout=log,
@@ -53,25 +50,18 @@ def sandbox_process(*args: str):
 
 @contextlib.contextmanager
 def bench_database():
-    """A migrated database of its own on the configured server, dropped afterwards."""
-    server, started = warehouse.configured_or_started()
-    target = warehouse.create_database(server, "psops_bench")
-    name = target.dbname
-    saved = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
-    os.environ["AIRFLOW_CONN_WAREHOUSE"] = target.airflow_uri()
-    try:
-        with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-            apply_migrations(conn)
-        yield target
-    finally:
-        if saved is None:
-            os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
-        else:
-            os.environ["AIRFLOW_CONN_WAREHOUSE"] = saved
-        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if started:
-            warehouse.stop_embedded()
+    """A migrated database of its own on the configured server, dropped afterwards; the
+    Airflow connection `warehouse` (what the step functions open) meanwhile."""
+    with scratch_database("psops_bench") as target:
+        saved = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+        os.environ["AIRFLOW_CONN_WAREHOUSE"] = target.airflow_uri()
+        try:
+            yield target
+        finally:
+            if saved is None:
+                os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
+            else:
+                os.environ["AIRFLOW_CONN_WAREHOUSE"] = saved
 
 
 def timed(function, *args, **kwargs):

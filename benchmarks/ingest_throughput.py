@@ -24,14 +24,16 @@ import requests
 
 from psops.connectors.engine import StreamRun
 from psops.connectors.spec import load_spec
-from psops.warehouse import _pg_bin
+from psops.db import warehouse_connection
+from tests.warehouse_fixtures import pg_bin
 
 TABLE = "raw.psa_time_entries"
 
 
-def engine_run(target) -> int:
+def engine_run() -> int:
+    """As the ingest task runs a stream: the engine on the `warehouse` connection."""
     spec = load_spec("psa")
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+    with warehouse_connection(autocommit=True) as conn:
         result = StreamRun(spec, spec.stream("time_entries"), conn, dag_id="bench",
                            dag_run_id="bench", as_of=date(2026, 3, 31)).execute()
     return result.records
@@ -42,7 +44,7 @@ def ceiling_run(target, rows_file: Path) -> int:
         conn.execute(f"TRUNCATE {TABLE}")
     command = (f"\\copy {TABLE} (record_id, source_updated_at, payload, run_id) "
                f"FROM '{rows_file}'")
-    subprocess.run([str(_pg_bin("psql")), target.conninfo(), "-q", "-c", command], check=True)
+    subprocess.run([str(pg_bin("psql")), target.conninfo(), "-q", "-c", command], check=True)
     with psycopg.connect(target.conninfo()) as conn:
         return conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
 
@@ -82,7 +84,7 @@ def main() -> None:
     with bench_env.sandbox_process("--time-entries", str(args.time_entries)) as sandbox, \
             bench_env.bench_database() as target, tempfile.TemporaryDirectory() as scratch:
         psa = json.loads(os.environ["AIRFLOW_CONN_PSA_API"])
-        engine_rows, engine_s = bench_env.timed(engine_run, target)
+        engine_rows, engine_s = bench_env.timed(engine_run)
         rows_file = Path(scratch) / "time_entries.copy"
         os.chmod(scratch, 0o755)
         with psycopg.connect(target.conninfo()) as conn, open(rows_file, "wb") as out:

@@ -1,8 +1,8 @@
 """psops_transform at scale: 1,000,000 time entries, full build and after a 1% change.
 
 Ingests every stream from a sandbox (own process) through the real engine, then runs the
-transform the way its DAG tasks do (stage → quality gates with GX → publish marts), in
-one process, timing each step. Then 1% of the time entries change at the source, the PSA
+transform through the step functions its DAG tasks call (stage → quality gates with GX →
+publish marts), in one process, timing each step. Then 1% of the time entries change at the source, the PSA
 time entries are ingested again (incrementally) and the transform runs again.
 
     .venv/bin/python benchmarks/transform_scale.py [--time-entries N] [--no-gx]
@@ -15,20 +15,22 @@ import time
 from datetime import date
 
 import bench_env
-import psycopg
 import requests
 
+from psops.catalogue import system_names
 from psops.connectors.engine import StreamRun
 from psops.connectors.spec import load_spec
-from psops.transform import runner
+from psops.db import warehouse_connection
+from psops.transform import steps
 
 AS_OF = date(2026, 3, 31)
 
 
-def ingest(target, systems=("crm", "psa", "erp", "hris"), streams=None) -> float:
+def ingest(systems=None, streams=None) -> float:
+    """As the ingest tasks run their streams: the engine on the `warehouse` connection."""
     started = time.perf_counter()
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        for system in systems:
+    with warehouse_connection(autocommit=True) as conn:
+        for system in systems or system_names():
             spec = load_spec(system)
             for stream in spec.streams:
                 if streams and stream.name not in streams:
@@ -38,15 +40,13 @@ def ingest(target, systems=("crm", "psa", "erp", "hris"), streams=None) -> float
     return time.perf_counter() - started
 
 
-def transform(target, gx: bool) -> dict:
+def transform(gx: bool) -> dict:
+    """The steps on the Airflow connection `warehouse` (bench_env.bench_database)."""
     timings = {}
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        run_id = runner.start_run(conn, AS_OF, "bench")
-        _, timings["stage"] = bench_env.timed(runner.stage, conn, run_id)
-        _, timings["quality"] = bench_env.timed(
-            runner.check_quality, conn, AS_OF, run_id,
-            gx_url=target.sqlalchemy_url() if gx else None)
-        _, timings["publish"] = bench_env.timed(runner.publish, conn, AS_OF, run_id)
+    staged, timings["stage"] = bench_env.timed(steps.stage, AS_OF, "bench")
+    _, timings["quality"] = bench_env.timed(steps.check_quality, AS_OF, staged.run_id,
+                                            with_gx=gx)
+    _, timings["publish"] = bench_env.timed(steps.publish, AS_OF, staged.run_id)
     timings["total"] = sum(timings.values())
     return timings
 
@@ -58,16 +58,16 @@ def main() -> None:
     args = parser.parse_args()
     gx = not args.no_gx
     with bench_env.sandbox_process("--time-entries", str(args.time_entries)) as sandbox, \
-            bench_env.bench_database() as target:
-        ingest_s = ingest(target)
-        full = transform(target, gx)
+            bench_env.bench_database():
+        ingest_s = ingest()
+        full = transform(gx)
         changed = args.time_entries // 100
         response = requests.post(f"{sandbox['psa_url']}/_sandbox/touch", timeout=300,
                                  json={"system": "psa", "resource": "time_entries",
                                        "count": changed})
         response.raise_for_status()
-        reingest_s = ingest(target, systems=("psa",), streams={"time_entries"})
-        incremental = transform(target, gx)
+        reingest_s = ingest(systems=("psa",), streams={"time_entries"})
+        incremental = transform(gx)
     print(f"time entries: {args.time_entries:,}; GX {'on' if gx else 'off'}")
     print(f"ingest, all streams (engine)          {ingest_s:8.1f} s")
     print(f"transform, full          {full['total']:8.1f} s  (stage {full['stage']:.1f}, "

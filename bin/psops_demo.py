@@ -14,7 +14,6 @@ The stack stays up afterwards with the UI and real task logs; `make down` stops 
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -23,12 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 import psops_stack as stack  # noqa: E402
 from psops_rest import AirflowApi, ApiError  # noqa: E402
+from psops_stack_config import REPO_ROOT, VENV_PYTHON, StackError, stack_environment  # noqa: E402
+from psops_stack_processes import log_file, running_pid, start_process, stop_process  # noqa: E402
 
-INGEST_DAGS = [f"psops_ingest_{system}" for system in ("crm", "psa", "erp", "hris")]
+from psops.catalogue import system_names  # noqa: E402
+from psops.settings import DEMO_TIMEOUT_SECONDS  # noqa: E402
+
+INGEST_DAGS = [f"psops_ingest_{system}" for system in system_names()]
 ASSET_DAGS = ["psops_transform", "psops_writeback", "psops_approve_corrections"]
-PIPELINE_TIMEOUT_S = float(os.environ.get("PSOPS_DEMO_TIMEOUT_SECONDS", 900))
+PIPELINE_TIMEOUT_S = DEMO_TIMEOUT_SECONDS.number()
 FINAL_STATES = {"success", "failed"}
 
 
@@ -37,9 +42,13 @@ def step(text: str) -> None:
 
 
 def run_python_module(*args: str) -> None:
-    subprocess.run([str(stack.VENV_PYTHON), "-m", *args],
-                   env=stack.python_env(stack.stack_environment()), check=True,
-                   cwd=stack.REPO_ROOT)
+    """`python -m ...` with the stack's environment and its warehouse connection (the
+    embedded warehouse's, when AIRFLOW_CONN_WAREHOUSE is not set)."""
+    env = stack_environment()
+    if not env.get("AIRFLOW_CONN_WAREHOUSE"):
+        export_line = stack.run_warehouse_command("env", env)
+        env["AIRFLOW_CONN_WAREHOUSE"] = shlex.split(export_line.partition("=")[2])[0]
+    subprocess.run([str(VENV_PYTHON), "-m", *args], env=env, check=True, cwd=REPO_ROOT)
 
 
 # --------------------------------------------------------------------------
@@ -47,15 +56,21 @@ def run_python_module(*args: str) -> None:
 # --------------------------------------------------------------------------
 
 
+def sandbox_environment() -> dict[str, str]:
+    """The sandbox process's environment: the repository root (where the `sandbox`
+    package is) as its whole PYTHONPATH. Only this process gets it: the product's
+    processes have plugins/ alone (psops_stack_config.stack_environment)."""
+    return {**stack_environment(), "PYTHONPATH": str(REPO_ROOT)}
+
+
 def start_sandbox(as_of: str) -> dict[str, str]:
     """The sandbox as a stack process (restarted fresh); its AIRFLOW_CONN_* values."""
-    stack.stop_process("sandbox")
-    stack.log_file("sandbox").unlink(missing_ok=True)
-    stack.start_process("sandbox", [str(stack.VENV_PYTHON), "-m", "sandbox", "--base-port", "0",
-                                    "--today", as_of],
-                        stack.python_env(stack.stack_environment()))
+    stop_process("sandbox")
+    log_file("sandbox").unlink(missing_ok=True)
+    start_process("sandbox", [str(VENV_PYTHON), "-m", "sandbox", "--base-port", "0",
+                              "--today", as_of], sandbox_environment())
     deadline = time.monotonic() + 120
-    log = stack.log_file("sandbox")
+    log = log_file("sandbox")
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace") if log.exists() else ""
         if "export AIRFLOW_CONN_ALERTS_WEBHOOK" in text:
@@ -65,10 +80,10 @@ def start_sandbox(as_of: str) -> dict[str, str]:
                     print(line)
             return dict(_connection_export(line) for line in text.splitlines()
                         if line.startswith("export AIRFLOW_CONN_"))
-        if stack.running_pid("sandbox") is None:
+        if running_pid("sandbox") is None:
             break
         time.sleep(0.5)
-    raise stack.StackError(f"the sandbox did not start; see {log}")
+    raise StackError(f"the sandbox did not start; see {log}")
 
 
 def _connection_export(line: str) -> tuple[str, str]:
@@ -111,8 +126,8 @@ def wait_for_dags(api: AirflowApi, dag_ids: list[str], timeout: float = 180) -> 
         if not missing:
             return
         time.sleep(2)
-    raise stack.StackError(f"the dag-processor has not parsed {', '.join(missing)} after "
-                           f"{timeout:.0f} s; see {stack.log_file('dag-processor')}")
+    raise StackError(f"the dag-processor has not parsed {', '.join(missing)} after "
+                     f"{timeout:.0f} s; see {log_file('dag-processor')}")
 
 
 def start_ingests(api: AirflowApi, as_of: str) -> None:
@@ -174,13 +189,13 @@ def wait_for_pipeline(api: AirflowApi, since: str) -> list[dict]:
         progress.show(runs)
         failed = [run for run in runs if run["state"] == "failed"]
         if failed:
-            raise stack.StackError(
+            raise StackError(
                 "failed: " + ", ".join(f"{run['dag_id']} {run['dag_run_id']}" for run in failed)
                 + f"; open {stack.api_url()}/dags/{failed[0]['dag_id']} for the task logs")
         if _pipeline_done(runs):
             return runs
         time.sleep(3)
-    raise stack.StackError(f"the pipeline did not finish within {PIPELINE_TIMEOUT_S:.0f} s")
+    raise StackError(f"the pipeline did not finish within {PIPELINE_TIMEOUT_S:.0f} s")
 
 
 def transform_as_of(runs: list[dict]) -> str:
@@ -229,7 +244,7 @@ def main() -> int:
         run_python_module("psops.demo_summary", as_of)
         step("Write-back: what was created and corrected, what waits for finance")
         run_python_module("psops.writeback.demo_summary", as_of)
-    except (stack.StackError, ApiError, subprocess.CalledProcessError) as err:
+    except (StackError, ApiError, subprocess.CalledProcessError) as err:
         print(f"psops: error: {err}", file=sys.stderr)
         return 1
     step(f"Done in {time.monotonic() - started:.0f} s; the stack stays up")

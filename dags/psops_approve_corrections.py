@@ -1,20 +1,22 @@
 """psops_approve_corrections: finance approves or rejects large corrections in the
-Airflow UI (human-in-the-loop), then the approved ones are applied (logic:
-plugins/psops/writeback/approval.py)."""
+Airflow UI (human-in-the-loop), then the approved ones are applied. Each task takes its
+arguments from the Airflow context and calls its step in psops.writeback.steps (the
+approval lifecycle: plugins/psops/writeback/approval.py)."""
 
 from __future__ import annotations
-
-import os
-from datetime import timedelta
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
+from psops.catalogue import request_pool
+from psops.dag_defaults import dag_arguments
 from psops.finance_access import hitl_assignees
+from psops.settings import APPROVAL_TIMEOUT_MINUTES
 
-APPROVAL_TIMEOUT = timedelta(minutes=float(os.environ.get("PSOPS_APPROVAL_TIMEOUT_MINUTES",
-                                                          24 * 60)))
+APPROVAL_TIMEOUT = APPROVAL_TIMEOUT_MINUTES.minutes()
+
+# Their tasks call the ERP: they share its requests-in-flight pool with the ERP ingest.
+ERP_POOL = request_pool("erp")
 
 DOC = """
 ### psops_approve_corrections: finance decides on large corrections
@@ -49,10 +51,7 @@ batches on its own, so nothing depends on the scheduler for expiry.
 @dag(
     dag_id="psops_approve_corrections",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    default_args=default_args(),
-    dagrun_timeout=dagrun_timeout(waits_for=APPROVAL_TIMEOUT),
+    **dag_arguments(waits_for=APPROVAL_TIMEOUT),
     doc_md=DOC,
     params={"batch_id": Param(None, type=["null", "string"],
                               description="approval batch (ops.approval_batches)")},
@@ -61,9 +60,12 @@ batches on its own, so nothing depends on the scheduler for expiry.
 def psops_approve_corrections():
     @task
     def describe_batch() -> dict:
-        from psops.writeback.tasks import describe_task
+        from psops.writeback import steps
 
-        return describe_task(get_current_context())
+        context = get_current_context()
+        batch_id = (context.get("params") or {}).get("batch_id") or \
+            (context["dag_run"].conf or {}).get("batch_id")
+        return steps.describe_batch(batch_id)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def needs_decision(described: dict) -> bool:
@@ -73,7 +75,7 @@ def psops_approve_corrections():
         task_id="finance_approval",
         subject="{{ ti.xcom_pull(task_ids='describe_batch')['subject'] }}",
         body="{{ ti.xcom_pull(task_ids='describe_batch')['body'] }}",
-        options=["Approve", "Reject"],
+        options=["Approve", "Reject"],  # psops.writeback.approval.APPROVE / REJECT
         defaults=["Reject"],
         multiple=False,
         params={"reject_projects": Param("", type="string",
@@ -84,9 +86,13 @@ def psops_approve_corrections():
 
     @task(trigger_rule="all_done", pool=ERP_POOL)
     def apply_decision(described: dict) -> str:
-        from psops.writeback.tasks import decision_task
+        from psops.writeback import steps, tasks
 
-        return decision_task(get_current_context(), described)
+        context = get_current_context()
+        answer = context["ti"].xcom_pull(task_ids="finance_approval")
+        result = steps.decide_batch(described, answer, context["run_id"],
+                                    earlier_tries_since=tasks.earlier_tries_since(context))
+        return tasks.fail_if_writes_failed(result)["summary"]
 
     described = describe_batch()
     needs_decision(described) >> finance_approval >> apply_decision(described)

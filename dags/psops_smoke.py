@@ -2,7 +2,7 @@
 
 from airflow.sdk import dag, task
 
-from psops.dag_defaults import START_DATE, dagrun_timeout, default_args
+from psops.dag_defaults import dag_arguments
 
 DOC = """
 ### psops_smoke: is the platform alive?
@@ -13,17 +13,14 @@ Run it after installing or upgrading (`bin/airflow dags test psops_smoke`);
 
 **If it fails**: the task log names the warehouse it tried (never the
 password). Check `AIRFLOW_CONN_WAREHOUSE`, or unset it to use the embedded
-PostgreSQL (`.venv/bin/python -m psops.warehouse status`).
+PostgreSQL (`.venv/bin/python bin/psops_warehouse.py status`).
 """
 
 
 @dag(
     dag_id="psops_smoke",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    default_args=default_args(),
-    dagrun_timeout=dagrun_timeout(),
+    **dag_arguments(),
     tags=["psops", "ops"],
     doc_md=DOC,
 )

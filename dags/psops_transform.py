@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from airflow.sdk import (
     Asset,
     AssetAll,
@@ -13,7 +15,7 @@ from airflow.sdk import (
 )
 
 from psops.catalogue import raw_asset_uris
-from psops.dag_defaults import START_DATE, dagrun_timeout, default_args
+from psops.dag_defaults import dag_arguments
 from psops.oncall import marts_deadline_alert
 from psops.settings import MARTS_ASSET_URI, TRANSFORM_CUTOFF_CRON
 
@@ -74,45 +76,62 @@ retried. Re-running for the same date is safe: marts of that date are replaced.
         timetable=CronTriggerTimetable(TRANSFORM_CUTOFF_CRON.text(), timezone="UTC"),
         assets=AssetAll(*RAW_ASSETS),
     ),
-    start_date=START_DATE,
-    catchup=False,
+    **dag_arguments(),
     max_active_runs=1,
-    default_args=default_args(),
-    dagrun_timeout=dagrun_timeout(),
     deadline=marts_deadline_alert(),
     doc_md=DOC,
     tags=["psops", "transform", "quality", "marts"],
 )
 def psops_transform():
+    # Thin adapters: the Airflow context -> the step's arguments (psops.transform.steps),
+    # a failed critical gate -> AirflowFailException (a retry cannot fix data).
     @task.short_circuit
     def sources_ready() -> bool:
-        from psops.transform.freshness import sources_ready_task
+        from psops.dag_defaults import as_of_date
+        from psops.transform.freshness import sources_ready
 
-        return sources_ready_task(get_current_context())
+        context = get_current_context()
+        run_type = context["dag_run"].run_type
+        return sources_ready(str(getattr(run_type, "value", run_type)), as_of_date(context))
 
     @task
     def stage_records() -> dict:
-        from psops.transform.tasks import stage_task
+        from psops.dag_defaults import as_of_date
+        from psops.transform import steps
 
-        return stage_task(get_current_context())
+        context = get_current_context()
+        as_of = as_of_date(context)
+        staged = steps.stage(as_of, context["dag_run"].run_id)
+        return {"transform_run_id": staged.run_id, "as_of": as_of.isoformat(),
+                "summary": staged.summary}
 
     @task
     def quality_gates(staged: dict) -> dict:
-        from psops.transform.tasks import quality_task
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return quality_task(staged)
+        from psops.transform import steps
+        from psops.transform.quality import CriticalGateFailed
+
+        as_of = date.fromisoformat(staged["as_of"])
+        try:
+            report = steps.check_quality(as_of, staged["transform_run_id"], with_gx=True)
+        except CriticalGateFailed as failure:
+            raise AirflowFailException(str(failure)) from None
+        return {**staged, "summary": steps.gate_summary(report)}
 
     @task
     def publish_marts(gated: dict) -> dict:
-        from psops.transform.tasks import publish_task
+        from psops.transform import steps
 
-        return publish_task(gated)
+        as_of = date.fromisoformat(gated["as_of"])
+        counts = steps.publish(as_of, gated["transform_run_id"])
+        return {**gated, "summary": steps.publish_summary(as_of, counts)}
 
     @task(outlets=[MARTS])
     def summary(published: dict) -> str:
-        from psops.transform.tasks import summary_task
+        from psops.transform import steps
 
-        return summary_task(published)
+        return steps.summary(published["transform_run_id"])
 
     staged = stage_records()
     sources_ready() >> staged

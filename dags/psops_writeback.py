@@ -1,16 +1,23 @@
-"""psops_writeback: deal-to-project set-up, corrections and the alert digest
-(logic: plugins/psops/writeback). Never waits for a person: large corrections are
-handed to a run of psops_approve_corrections."""
+"""psops_writeback: deal-to-project set-up, corrections and the alert digest.
+Never waits for a person: large corrections are handed to a run of
+psops_approve_corrections. Each task takes its arguments from the Airflow context,
+calls its step in psops.writeback.steps and turns a failed write or an undelivered
+digest into a failed task (psops.writeback.tasks)."""
 
 from __future__ import annotations
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
+from psops.catalogue import request_pool
+from psops.dag_defaults import as_of_date, dag_arguments
 from psops.settings import MARTS_ASSET_URI
 
 MARTS = Asset(MARTS_ASSET_URI)
+
+# Their tasks call the ERP: they share its requests-in-flight pool with the ERP ingest.
+ERP_POOL = request_pool("erp")
 
 DOC = """
 ### psops_writeback: pushing the fixes back to CRM, PSA and ERP
@@ -63,44 +70,50 @@ next run retry. Re-running this DAG is always safe. ERP writers share the pool
 @dag(
     dag_id="psops_writeback",
     schedule=[MARTS],
-    start_date=START_DATE,
-    catchup=False,
+    **dag_arguments(),
     max_active_runs=1,
-    default_args=default_args(),
-    dagrun_timeout=dagrun_timeout(),
     doc_md=DOC,
     tags=["psops", "writeback", "alerts", "finance"],
 )
 def psops_writeback():
     @task
     def plan_writes() -> dict:
-        from psops.writeback.tasks import plan_task
+        from psops.writeback import steps
 
-        return plan_task(get_current_context())
+        context = get_current_context()
+        return steps.plan(as_of_date(context), context["run_id"])
 
     @task(pool=ERP_POOL)
     def set_up_projects(plan: dict) -> dict:
-        from psops.writeback.tasks import setup_task
+        from psops.writeback import steps, tasks
 
-        return setup_task(get_current_context())
+        context = get_current_context()
+        result = steps.set_up_projects(earlier_tries_since=tasks.earlier_tries_since(context))
+        return tasks.fail_if_writes_failed(result, context["ti"])
 
     @task(pool=ERP_POOL, trigger_rule="all_done")  # also after a failed set-up write
     def apply_corrections(plan: dict | None) -> dict:
-        from psops.writeback.tasks import corrections_task
+        if plan is None:
+            raise AirflowSkipException("plan_writes did not succeed: no corrections applied")
+        from psops.writeback import steps, tasks
 
-        return corrections_task(get_current_context(), plan)
+        context = get_current_context()
+        result = steps.apply_corrections(earlier_tries_since=tasks.earlier_tries_since(context))
+        return tasks.fail_if_writes_failed(result, context["ti"])
 
     @task(trigger_rule="all_done")  # the digest lists the writes that failed
     def send_alert_digest(setup: dict | None, corrections: dict | None) -> dict:
-        from psops.writeback.tasks import alert_task
+        from psops.writeback import steps, tasks
 
-        return alert_task(get_current_context(), setup, corrections)
+        context = get_current_context()
+        digest = steps.send_digest(as_of_date(context), context["run_id"], setup, corrections)
+        return tasks.fail_if_digest_failed(digest, context["ti"])
 
     @task
     def summary(plan: dict, setup: dict, corrections: dict, digest: dict) -> str:
-        from psops.writeback.tasks import run_summary
+        from psops.writeback import steps
 
-        return run_summary(plan, setup, corrections, digest)
+        return steps.run_summary(plan, setup, corrections, digest)
 
     @task.short_circuit
     def corrections_held(plan: dict) -> bool:

@@ -3,7 +3,8 @@
 The server is the one `AIRFLOW_CONN_WAREHOUSE` points at when it is set (CI
 sets it to the machine's PostgreSQL for a second pass), else the embedded
 PostgreSQL of the repo. Every test session works in databases of its own,
-named `psops_test_<pid>_<random>`, and drops them at the end.
+named `psops_test_<pid>_<random>`, and drops them at the end
+(tests/warehouse_fixtures.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from psops import warehouse
-from psops.warehouse_migrations import apply_migrations
+from tests.warehouse_fixtures import DatabaseFactory, WarehouseTarget, scratch_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN_AIRFLOW = REPO_ROOT / "bin" / "airflow"
@@ -34,35 +34,8 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
 @pytest.fixture(scope="session")
 def pg_server():
     """A WarehouseTarget for the test server's maintenance database."""
-    target, started_here = warehouse.configured_or_started()
-    warehouse.check_connection(target)
-    yield target
-    if started_here:
-        warehouse.stop_embedded()
-
-
-class DatabaseFactory:
-    """Creates uniquely named databases on the test server and drops them at the end."""
-
-    def __init__(self, server: warehouse.WarehouseTarget):
-        self.server = server
-        self.created: list[str] = []
-
-    def create(self, migrate: bool = True, template: str | None = None
-               ) -> warehouse.WarehouseTarget:
-        """A new database: migrated, or a copy of the `template` database."""
-        target = warehouse.create_database(self.server, "psops_test", template)
-        self.created.append(target.dbname)
-        if migrate and not template:
-            with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-                apply_migrations(conn)
-        return target
-
-    def drop_all(self) -> None:
-        with psycopg.connect(self.server.conninfo(), autocommit=True) as conn:
-            for name in self.created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.created.clear()
+    with scratch_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +46,7 @@ def database_factory(pg_server):
 
 
 @pytest.fixture(scope="session")
-def warehouse_target(database_factory) -> warehouse.WarehouseTarget:
+def warehouse_target(database_factory) -> WarehouseTarget:
     """A migrated database shared by the session's tests."""
     return database_factory.create()
 
@@ -85,7 +58,10 @@ def warehouse_uri(warehouse_target) -> str:
 
 
 @pytest.fixture
-def warehouse_conn(warehouse_target):
+def warehouse_conn(warehouse_target, monkeypatch):
+    """An autocommit connection to the session's database, which is also the Airflow
+    connection `warehouse` during the test (what psops.db and the step functions open)."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_target.airflow_uri())
     with psycopg.connect(warehouse_target.conninfo(), autocommit=True) as conn:
         yield conn
 

@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from psops import warehouse
 from tests.conftest import BIN_AIRFLOW, REPO_ROOT
+from tests.warehouse_fixtures import parse_airflow_conn
+
+WAREHOUSE_SCRIPT = REPO_ROOT / "bin" / "psops_warehouse.py"
 
 
 def _bin_airflow(env_overrides, tmp_path, binary=BIN_AIRFLOW):
@@ -44,9 +46,8 @@ def test_malformed_warehouse_connection(tmp_path, value, expected):
 def test_unreachable_warehouse_is_one_line(tmp_path, command):
     closed_port = _free_port()
     env = {**os.environ,
-           "AIRFLOW_CONN_WAREHOUSE": f"postgres://nobody:secret@127.0.0.1:{closed_port}/db",
-           "PYTHONPATH": str(REPO_ROOT / "plugins")}
-    result = subprocess.run([sys.executable, "-m", "psops.warehouse", command], env=env,
+           "AIRFLOW_CONN_WAREHOUSE": f"postgres://nobody:secret@127.0.0.1:{closed_port}/db"}
+    result = subprocess.run([sys.executable, str(WAREHOUSE_SCRIPT), command], env=env,
                             capture_output=True, text=True, timeout=60)
     line = _one_clear_line(result)
     assert f"cannot reach the warehouse at nobody@127.0.0.1:{closed_port}/db" in line
@@ -62,14 +63,14 @@ def test_missing_venv_is_one_line(tmp_path):
 
 
 def test_parse_never_echoes_the_password():
-    target = warehouse.parse_airflow_conn("postgres://u:p%40ss@db.internal:6543/wh")
+    target = parse_airflow_conn("postgres://u:p%40ss@db.internal:6543/wh")
     assert (target.host, target.port, target.user, target.password, target.dbname) == (
         "db.internal", 6543, "u", "p@ss", "wh")
     assert "p@ss" not in target.describe()
 
 
 def test_json_form_is_understood():
-    target = warehouse.parse_airflow_conn(
+    target = parse_airflow_conn(
         '{"conn_type": "postgres", "host": "h", "port": 5433, "login": "a", '
         '"password": "b", "schema": "w", "extra": {"sslmode": "require"}}')
     assert target.conninfo().count("sslmode='require'") == 1
@@ -88,7 +89,7 @@ def test_wrong_warehouse_database_fails_the_task_at_once(pg_server, monkeypatch)
     """A missing database cannot be fixed by a retry: AirflowFailException, with the reason."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from psops.warehouse_hook import warehouse_connection
+    from psops.db import warehouse_connection
 
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", pg_server.airflow_uri("psops_no_such_database"))
     with pytest.raises(AirflowFailException, match="psops_no_such_database"):

@@ -1,5 +1,6 @@
 """docker-compose.yml is a valid compose file with the production-like services."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -73,7 +74,19 @@ def test_the_sandbox_is_only_in_the_dev_profile(resolved_compose):
 def test_the_sandbox_mounts_only_its_own_code(resolved_compose):
     sources = {Path(source).relative_to(REPO_ROOT).as_posix()
                for source, _ in mounts(resolved_compose["services"]["sandbox"])}
-    assert sources == {"include/sandbox"}
+    assert sources == {"sandbox"}
+
+
+def test_the_connections_point_at_the_compose_sandbox():
+    """The AIRFLOW_CONN_* values carry the credentials the sandbox accepts, at its
+    service name and default ports."""
+    from sandbox.server import connection_env, resolve_ports
+    from sandbox.state import Credentials
+
+    common = yaml.safe_load(COMPOSE_FILE.read_text())["x-airflow-common"]["environment"]
+    expected = connection_env(Credentials(), "sandbox", resolve_ports())
+    assert {name: json.loads(common[name]) for name in expected} == {
+        name: json.loads(value) for name, value in expected.items()}
 
 
 def test_airflow_services_share_the_data_docs_volume(resolved_compose):
@@ -94,10 +107,10 @@ def test_init_hands_the_data_docs_volume_to_the_airflow_user(resolved_compose):
                if name != "airflow-init")
 
 
-def test_init_creates_the_erp_pool_from_its_one_definition(resolved_compose):
+def test_init_creates_the_pools_from_their_one_definition(resolved_compose):
     """The scheduler never schedules a task whose pool does not exist."""
     script = " ".join(resolved_compose["services"]["airflow-init"]["command"])
-    assert "from psops.dag_defaults import ERP_POOL, ERP_POOL_SLOTS" in script
+    assert "python -m psops.catalogue pools | while read -r pool slots" in script
     assert 'airflow pools set "$$pool" "$$slots"' in script  # $$: a literal $
 
 

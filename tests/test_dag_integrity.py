@@ -118,23 +118,25 @@ def test_timeouts_are_overridable_from_the_environment():
 
 
 def test_every_erp_task_uses_the_erp_pool(dag_bag):
-    from psops.dag_defaults import ERP_POOL, ERP_POOL_SLOTS
+    from psops.catalogue import request_pool, request_pools
 
-    assert (ERP_POOL, ERP_POOL_SLOTS) == ("erp_api", 2)
+    erp_pool = request_pool("erp")
+    assert request_pools() == {"erp_api": 2}
     erp_ingest = dag_bag.dags["psops_ingest_erp"]
     streams = {t.task_id for t in erp_ingest.tasks if t.task_id != "publish"}
     assert len(streams) == 6
     expected = {**ERP_TASKS, "psops_ingest_erp": streams}
     for dag_id, dag in dag_bag.dags.items():
-        in_pool = {t.task_id for t in dag.tasks if t.pool == ERP_POOL}
+        in_pool = {t.task_id for t in dag.tasks if t.pool == erp_pool}
         assert in_pool == expected.get(dag_id, set()), dag_id
         assert all(t.pool_slots == 1 for t in dag.tasks), dag_id
 
 
 def test_the_pool_name_is_readable_without_airflow():
-    """bin/airflow creates the pool from these two names with a bare `python -c`."""
-    code = ("import sys; from psops.dag_defaults import ERP_POOL, ERP_POOL_SLOTS;"
-            "print(ERP_POOL, ERP_POOL_SLOTS, 'airflow' in sys.modules)")
+    """bin/airflow creates the pools from `python -m psops.catalogue pools`, without Airflow."""
+    code = ("import sys, runpy; sys.argv = ['x', 'pools'];"
+            "runpy.run_module('psops.catalogue', run_name='__main__');"
+            "print('airflow' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout

@@ -4,53 +4,51 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT
 
+WAREHOUSE_SCRIPT = REPO_ROOT / "bin" / "psops_warehouse.py"
+
+
+def _warehouse(command: str, data_dir: Path) -> subprocess.CompletedProcess:
+    """bin/psops_warehouse.py <command> for an embedded server in `data_dir`."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("AIRFLOW_CONN_WAREHOUSE", "PSOPS_WAREHOUSE_PORT")}
+    env["PSOPS_WAREHOUSE_DIR"] = str(data_dir)
+    return subprocess.run([sys.executable, str(WAREHOUSE_SCRIPT), command], env=env,
+                          capture_output=True, text=True, timeout=120)
+
 
 @pytest.mark.slow
 def test_taken_port_is_replaced_by_a_free_one_and_remembered(tmp_path):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("AIRFLOW_CONN_WAREHOUSE", "PSOPS_WAREHOUSE_PORT")}
-    env.update(PSOPS_WAREHOUSE_DIR=str(tmp_path / "wh"), PYTHONPATH=str(REPO_ROOT / "plugins"))
-    (tmp_path / "wh").mkdir()
+    data_dir = tmp_path / "wh"
+    data_dir.mkdir()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
-        (tmp_path / "wh" / "port").write_text(f"{taken}\n")
-
-        def warehouse(command):
-            return subprocess.run([sys.executable, "-m", "psops.warehouse", command], env=env,
-                                  capture_output=True, text=True, timeout=120)
-
+        (data_dir / "port").write_text(f"{taken}\n")
         try:
-            started = warehouse("start")
+            started = _warehouse("start", data_dir)
             assert started.returncode == 0, started.stderr
             assert f"port {taken} is taken" in started.stderr
-            moved_to = int((tmp_path / "wh" / "port").read_text())
+            moved_to = int((data_dir / "port").read_text())
             assert moved_to != taken
-            check = warehouse("check")
+            check = _warehouse("check", data_dir)
             assert check.returncode == 0 and f":{moved_to}/psops" in check.stdout
         finally:
-            warehouse("stop")
+            _warehouse("stop", data_dir)
 
 
 @pytest.mark.slow
 def test_env_exports_the_connection_whether_it_starts_the_server_or_not(tmp_path):
     """bin/airflow evals this: the export must be there on the first and every later call."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("AIRFLOW_CONN_WAREHOUSE", "PSOPS_WAREHOUSE_PORT")}
-    env.update(PSOPS_WAREHOUSE_DIR=str(tmp_path / "wh"), PYTHONPATH=str(REPO_ROOT / "plugins"))
-
-    def warehouse(command):
-        return subprocess.run([sys.executable, "-m", "psops.warehouse", command], env=env,
-                              capture_output=True, text=True, timeout=120)
-
+    data_dir = tmp_path / "wh"
     try:
-        first, second = warehouse("env"), warehouse("env")
+        first, second = _warehouse("env", data_dir), _warehouse("env", data_dir)
         for result in (first, second):
             assert result.returncode == 0, result.stderr
             assert result.stdout.startswith("export AIRFLOW_CONN_WAREHOUSE='postgres://")
@@ -58,4 +56,4 @@ def test_env_exports_the_connection_whether_it_starts_the_server_or_not(tmp_path
         assert "started the embedded warehouse" in first.stderr
         assert "started" not in second.stderr
     finally:
-        warehouse("stop")
+        _warehouse("stop", data_dir)

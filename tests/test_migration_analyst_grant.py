@@ -22,7 +22,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from psops import warehouse_migrations
+from psops.settings import MIGRATIONS_DIR
 from psops.warehouse_migrations import apply_migrations, migration_files
 
 GRANT_MIGRATION = "0007_warehouse_owner_sets_analyst"
@@ -65,15 +65,14 @@ def test_the_owner_is_not_a_superuser(owner_target):
                             "WHERE rolname = current_user").fetchone() == (False, True)
 
 
-def test_without_the_grant_the_owner_cannot_act_as_analyst(owner_target, tmp_path, monkeypatch):
+def test_without_the_grant_the_owner_cannot_act_as_analyst(owner_target, tmp_path):
     """The situation 0007 fixes: everything up to 0006 applied by the owner."""
     earlier = [path for path in migration_files() if path.stem < GRANT_MIGRATION]
     assert len(earlier) == 6
     for path in earlier:
         shutil.copy(path, tmp_path / path.name)
-    monkeypatch.setattr(warehouse_migrations, "MIGRATIONS_DIR", tmp_path)
     with psycopg.connect(owner_target.conninfo(), autocommit=True) as conn:
-        assert apply_migrations(conn) == [path.stem for path in earlier]
+        assert apply_migrations(conn, tmp_path) == [path.stem for path in earlier]
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="psops_analyst"):
             conn.execute("SET ROLE psops_analyst")
 
@@ -91,20 +90,18 @@ def test_after_the_migrations_the_owner_acts_as_analyst(owner_target):
         conn.execute("RESET ROLE")
         # Idempotent: the runner skips it, and running the file again by hand is harmless.
         assert apply_migrations(conn) == []
-        grant_sql = (warehouse_migrations.MIGRATIONS_DIR / f"{GRANT_MIGRATION}.sql").read_text()
+        grant_sql = (MIGRATIONS_DIR / f"{GRANT_MIGRATION}.sql").read_text()
         conn.execute(grant_sql)
         conn.execute(grant_sql)
         assert set_role_analyst(conn) == "psops_analyst"
 
 
-def test_the_grant_is_done_after_an_upgrade_from_0006(owner_target, tmp_path, monkeypatch):
+def test_the_grant_is_done_after_an_upgrade_from_0006(owner_target, tmp_path):
     """An existing warehouse (0001-0006 applied) gets only 0007 and then works."""
     for path in migration_files():
         if path.stem < GRANT_MIGRATION:
             shutil.copy(path, tmp_path / path.name)
     with psycopg.connect(owner_target.conninfo(), autocommit=True) as conn:
-        monkeypatch.setattr(warehouse_migrations, "MIGRATIONS_DIR", tmp_path)
-        apply_migrations(conn)
-        monkeypatch.undo()
+        apply_migrations(conn, tmp_path)
         assert apply_migrations(conn)[0] == GRANT_MIGRATION
         assert set_role_analyst(conn) == "psops_analyst"

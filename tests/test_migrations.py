@@ -5,7 +5,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from psops import warehouse_migrations
 from psops.warehouse_migrations import MigrationError, apply_migrations, migration_files
 
 
@@ -26,15 +25,14 @@ def test_re_executing_every_file_is_harmless(warehouse_conn):
         warehouse_conn.execute(path.read_text())
 
 
-def test_an_edited_applied_migration_is_refused(database_factory, tmp_path, monkeypatch):
+def test_an_edited_applied_migration_is_refused(database_factory, tmp_path):
     target = database_factory.create(migrate=False)
     (tmp_path / "0001_first.sql").write_text("CREATE TABLE IF NOT EXISTS ops.t (id int);")
-    monkeypatch.setattr(warehouse_migrations, "MIGRATIONS_DIR", tmp_path)
     with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        assert apply_migrations(conn) == ["0001_first"]
+        assert apply_migrations(conn, tmp_path) == ["0001_first"]
         (tmp_path / "0001_first.sql").write_text("CREATE TABLE IF NOT EXISTS ops.t (id bigint);")
         with pytest.raises(MigrationError, match="changed after it was applied"):
-            apply_migrations(conn)
+            apply_migrations(conn, tmp_path)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from psops import dag_defaults, oncall
+from psops.catalogue import system_names
 from sandbox.server import start_sandbox
 from tests.conftest import REPO_ROOT, run_bin_airflow
 
@@ -187,7 +188,7 @@ def test_transform_carries_the_marts_deadline(serialized_dags):
     assert _callback(alert) == {"path": "psops.oncall.deadline_missed", "kwargs": {"kind": "marts"}}
 
 
-@pytest.mark.parametrize("system", ["crm", "psa", "erp", "hris"])
+@pytest.mark.parametrize("system", system_names())
 def test_ingest_dags_carry_the_sources_deadline(serialized_dags, system):
     (alert,) = serialized_dags[f"psops_ingest_{system}"]["deadline"]
     assert alert["reference"] == {"reference_type": "DagRunLogicalDateDeadline"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from psops.catalogue import system_names
 from psops.connectors.spec import load_spec
 from sandbox.server import start_sandbox
 from tests.conftest import run_bin_airflow
@@ -62,7 +63,7 @@ def _sandbox_keys(sandbox, system, stream) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("system", ["crm", "psa", "erp", "hris"])
+@pytest.mark.parametrize("system", system_names())
 def test_ingest_dag_lands_exactly_the_sandbox_records(pipeline, system):
     output = _ok(pipeline["results"][f"psops_ingest_{system}"])
     assert f"{system.upper()} ingest complete" in output
@@ -86,7 +87,7 @@ def test_ingest_dag_lands_exactly_the_sandbox_records(pipeline, system):
 @pytest.mark.slow
 def test_faults_really_happened_and_were_absorbed(pipeline):
     faults = {system: sum(pipeline["stats"][system]["faults"].values())
-              for system in ("crm", "psa", "erp", "hris")}
+              for system in system_names()}
     assert sum(faults.values()) > 0, faults
     with psycopg.connect(pipeline["target"].conninfo()) as conn:
         retries, throttled = conn.execute(

@@ -2,7 +2,7 @@
 
 The loader imports every .py under plugins/ as a top-level module named after the
 file, so without plugins/.airflowignore psops/ui/app.py would be imported a second
-time as `app`, psops/transform/tasks.py as `tasks`, and so on. The package itself
+time as `app`, psops/transform/steps.py as `steps`, and so on. The package itself
 is imported as `psops` through PYTHONPATH. This loads plugins the way an Airflow
 process does, in a fresh interpreter, and inspects sys.modules afterwards.
 """
@@ -51,7 +51,7 @@ def load_plugins(tmp_path: Path, ignore_file_syntax: str) -> dict:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": ignore_file_syntax,
-        "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(REPO_ROOT / "include")]),
+        "PYTHONPATH": str(PLUGINS),  # what a production process has (docker-compose.yml)
     })
     result = subprocess.run([sys.executable, "-c", LOAD_PLUGINS], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)

@@ -1,10 +1,11 @@
-"""The hand-made scenario (include/sandbox/scenario.py) through the real DAGs.
+"""The hand-made scenario (sandbox/scenario.py) through the real DAGs. (Over 300 lines:
+one `dags test` pass for the module serves every hand-worked figure.)
 
 The sandbox serves a tiny explicit dataset; `bin/airflow dags test` runs the four
 ingest DAGs and psops_transform for its as-of date (Tuesday 2026-03-31) once for the
 module; the tests compare the marts with values worked out by hand from the
 warehouse contract's mart definitions. The records are listed in
-include/sandbox/scenario.py; the arithmetic is in the comments below.
+sandbox/scenario.py; the arithmetic is in the comments below.
 
 Weeks (Monday starts): W1 03-02, W2 03-09, W3 03-16 (company holiday Wed 03-18),
 W4 03-23, W5 03-30 (the as-of week). The last 4 complete weeks are W1..W4 (W4's

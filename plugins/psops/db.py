@@ -17,7 +17,6 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from psops.oncall import first_line
 from psops.settings import WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,8 @@ def warehouse_hook():
 def _connect():
     import psycopg
     from airflow.sdk.exceptions import AirflowFailException
+
+    from psops.oncall import first_line
 
     try:
         return warehouse_hook().get_conn()
@@ -82,7 +83,10 @@ def analyst_connection() -> Iterator:
     """A warehouse connection that runs every statement as psops_analyst, read-only, with
     rows as dicts: what a page may read is what an analyst may read."""
     import psycopg
+    from psycopg import sql
     from psycopg.rows import dict_row
+
+    from psops.oncall import first_line
 
     try:
         conn = _connect()
@@ -94,7 +98,7 @@ def analyst_connection() -> Iterator:
         conn.autocommit = True
         conn.row_factory = dict_row
         try:
-            conn.execute(f"SET ROLE {ANALYST_ROLE}")
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ANALYST_ROLE)))
         except psycopg.errors.InsufficientPrivilege:
             raise WarehouseUnavailable(
                 f"the '{WAREHOUSE_CONN_ID}' connection's user may not SET ROLE {ANALYST_ROLE}; "
@@ -114,3 +118,10 @@ def sqlalchemy_url() -> str:
 
     parts = urlsplit(warehouse_hook().get_uri())
     return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", ""))
+
+
+def scalar(conn, query, params=None, default=None):
+    """The one value a query returns (its first row's first column), or `default` when
+    it returns no row."""
+    row = conn.execute(query, params).fetchone()
+    return default if row is None else row[0]

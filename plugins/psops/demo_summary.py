@@ -1,6 +1,8 @@
 """The short summary `make demo` prints from the marts of one as-of date.
 
     python -m psops.demo_summary 2026-03-31
+
+It reads the warehouse of the Airflow connection `warehouse` (AIRFLOW_CONN_WAREHOUSE).
 """
 
 from __future__ import annotations
@@ -9,28 +11,24 @@ import sys
 from collections import defaultdict
 from datetime import date
 
-import psycopg
+from psycopg.rows import namedtuple_row
 
-from psops.warehouse import WarehouseError, configured_target
+from psops.formatting import money
 
 READY_AND_BLOCKED = """
-    SELECT status, coalesce(currency, '?'), count(*), sum(amount)
-    FROM marts.billing_readiness
-    WHERE as_of = %s AND status IN ('ready', 'blocked')
-    GROUP BY 1, 2 ORDER BY 1, 2
+    SELECT status, currency, items, amount FROM marts.billing_totals
+    WHERE as_of = %(as_of)s AND status IN ('ready', 'blocked')
 """
 BLOCKED_BY_REASON = """
-    SELECT reason, coalesce(currency, '?'), count(*), sum(amount)
-    FROM marts.billing_readiness, unnest(blocking_reasons) AS reason
-    WHERE as_of = %s AND status = 'blocked'
-    GROUP BY 1, 2 ORDER BY 1, 2
+    SELECT reason, currency, items, amount FROM marts.billing_blocked_by_reason
+    WHERE as_of = %(as_of)s ORDER BY reason, currency
 """
 UTILIZATION_LAST_4_WEEKS = """
     SELECT value, numerator, denominator FROM marts.process_kpis
-    WHERE as_of = %s AND kpi = 'billable_utilization'
+    WHERE as_of = %(as_of)s AND kpi = 'billable_utilization'
 """
 UNDER_TARGET = """
-    SELECT count(*) FROM (
+    SELECT count(*) AS people FROM (
         SELECT employee_id
         FROM marts.utilization_weekly
         WHERE as_of = %(as_of)s AND week_start >= %(as_of)s::date - 35
@@ -39,47 +37,57 @@ UNDER_TARGET = """
         HAVING sum(billable_hours) / nullif(sum(capacity_hours), 0) < target_utilization) t
 """
 OPEN_EXCEPTIONS = """
-    SELECT rule_id, severity, count(*) FROM ops.exceptions
+    SELECT rule_id, severity, count(*) AS records FROM ops.exceptions
     WHERE status = 'open' GROUP BY 1, 2 ORDER BY 2, 3 DESC
 """
 
 
-def _money(by_currency: dict) -> str:
-    return ", ".join(f"{currency} {amount:,.2f}" for currency, amount in sorted(by_currency.items())) \
-        or "0"
+def _amounts(by_currency: dict) -> str:
+    return ", ".join(f"{currency} {money(amount)}"
+                     for currency, amount in sorted(by_currency.items())) or "0"
 
 
 def summary_lines(conn, as_of: date) -> list[str]:
-    lines = [f"psops summary for as-of {as_of}"]
-    totals: dict = defaultdict(dict)
-    counts: dict = defaultdict(int)
-    for status, currency, count, amount in conn.execute(READY_AND_BLOCKED, (as_of,)):
-        totals[status][currency] = amount
-        counts[status] += count
-    lines.append(f"  Ready to bill : {_money(totals['ready'])} ({counts['ready']} items)")
-    lines.append(f"  Blocked       : {_money(totals['blocked'])} ({counts['blocked']} items)")
-    lines.append("  Blocked by reason (an item with several reasons counts under each):")
-    for reason, currency, count, amount in conn.execute(BLOCKED_BY_REASON, (as_of,)):
-        lines.append(f"    {reason:28s} {currency} {amount:>14,.2f}  ({count} items)")
-    row = conn.execute(UTILIZATION_LAST_4_WEEKS, (as_of,)).fetchone()
-    if row and row[0] is not None:
-        under = conn.execute(UNDER_TARGET, {"as_of": as_of}).fetchone()[0]
-        lines.append(f"  Utilization, last 4 complete weeks: {row[0] * 100:.1f}% "
-                     f"({row[1]:,.0f} billable of {row[2]:,.0f} capacity hours); "
-                     f"{under} people under their target")
-    lines.append("  Open exceptions by rule:")
-    for rule_id, severity, count in conn.execute(OPEN_EXCEPTIONS):
-        lines.append(f"    {rule_id:40s} {severity:8s} {count}")
+    params = {"as_of": as_of}
+    with conn.cursor(row_factory=namedtuple_row) as cur:
+        totals: dict = defaultdict(dict)
+        counts: dict = defaultdict(int)
+        for row in cur.execute(READY_AND_BLOCKED, params).fetchall():
+            totals[row.status][row.currency] = row.amount
+            counts[row.status] += row.items
+        lines = [f"psops summary for as-of {as_of}",
+                 f"  Ready to bill : {_amounts(totals['ready'])} ({counts['ready']} items)",
+                 f"  Blocked       : {_amounts(totals['blocked'])} ({counts['blocked']} items)",
+                 "  Blocked by reason (an item with several reasons counts under each):"]
+        for row in cur.execute(BLOCKED_BY_REASON, params).fetchall():
+            lines.append(f"    {row.reason:28s} {row.currency} {money(row.amount):>14}  "
+                         f"({row.items} items)")
+        kpi = cur.execute(UTILIZATION_LAST_4_WEEKS, params).fetchone()
+        if kpi and kpi.value is not None:
+            under = cur.execute(UNDER_TARGET, params).fetchone().people
+            lines.append(f"  Utilization, last 4 complete weeks: {kpi.value * 100:.1f}% "
+                         f"({kpi.numerator:,.0f} billable of {kpi.denominator:,.0f} capacity "
+                         f"hours); {under} people under their target")
+        lines.append("  Open exceptions by rule:")
+        for row in cur.execute(OPEN_EXCEPTIONS).fetchall():
+            lines.append(f"    {row.rule_id:40s} {row.severity:8s} {row.records}")
     return lines
 
 
 def print_from_warehouse(build_lines, what: str) -> int:
-    """Print `build_lines(conn)` from the configured warehouse; one clear line on failure."""
+    """Print `build_lines(conn)` from the `warehouse` connection; one clear line on failure."""
+    import psycopg
+    from airflow.sdk.exceptions import AirflowException
+
+    from psops.db import warehouse_connection
+    from psops.oncall import first_line
+    from psops.warehouse_migrations import MigrationError
+
     try:
-        with psycopg.connect(configured_target().conninfo()) as conn:
+        with warehouse_connection() as conn:
             print("\n".join(build_lines(conn)))
-    except (WarehouseError, psycopg.Error) as err:
-        print(f"psops: error: cannot read {what}: {str(err).strip().splitlines()[0]}",
+    except (AirflowException, MigrationError, psycopg.Error) as err:
+        print(f"psops: error: cannot read {what}: {first_line(str(err), missing=repr(err))}",
               file=sys.stderr)
         return 1
     return 0

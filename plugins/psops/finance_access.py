@@ -13,22 +13,20 @@ Import-light: DAG files import it at parse time.
 
 from __future__ import annotations
 
-import os
-
-FINANCE_USERS_ENV = "PSOPS_FINANCE_USERS"
-DEFAULT_FINANCE_USERS = "finance"
+from psops.settings import FINANCE_USERS
 
 
 def finance_users() -> list[str]:
     """The configured finance user ids, in order, without duplicates.
 
-    An empty value is an error rather than "nobody" or "everybody": Airflow treats a
-    HITL task without assigned users as open to every user allowed to edit the DAG."""
-    raw = os.environ.get(FINANCE_USERS_ENV, DEFAULT_FINANCE_USERS)
-    users = list(dict.fromkeys(u.strip() for u in raw.split(",") if u.strip()))
+    A value that names nobody is an error rather than "nobody" or "everybody": Airflow
+    treats a HITL task without assigned users as open to every user allowed to edit the
+    DAG."""
+    names = (name.strip() for name in FINANCE_USERS.text().split(","))
+    users = list(dict.fromkeys(name for name in names if name))
     if not users:
-        raise ValueError(f"{FINANCE_USERS_ENV} is set but names no user "
-                         f"(comma-separated Airflow user names; default {DEFAULT_FINANCE_USERS!r})")
+        raise ValueError(f"{FINANCE_USERS.name} is set but names no user "
+                         f"(comma-separated Airflow user names; default {FINANCE_USERS.default!r})")
     return users
 
 

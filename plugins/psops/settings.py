@@ -34,10 +34,8 @@ WAREHOUSE_CONN_ID = "warehouse"
 ALERTS_WEBHOOK_CONN_ID = "alerts_webhook"
 MARTS_ASSET_URI = "psops://marts"
 OWNER = "psops-data"
-# Every task that sends requests to the ERP takes a slot of this pool: the ERP throttles
-# a client with more than 2 requests in flight, whichever DAG they come from.
-ERP_POOL = "erp_api"
-ERP_POOL_SLOTS = 2
+# The pools guarding APIs that allow few requests in flight (the ERP's) are in the
+# connector specs: psops.catalogue.request_pools().
 
 # -- PostgreSQL advisory lock keys (one namespace: keep them distinct) ----------------
 
@@ -106,7 +104,7 @@ def _setting(name: str, default: str, meaning: str) -> Setting:
 # Schedules
 INGEST_SCHEDULE = _setting(
     "PSOPS_INGEST_SCHEDULE", "@daily",
-    "schedule of the psops_ingest_* DAGs (cron or preset); `none`: only triggered runs")
+    "schedule of the `psops_ingest_*` DAGs (cron or preset); `none`: only triggered runs")
 TRANSFORM_CUTOFF_CRON = _setting(
     "PSOPS_TRANSFORM_CUTOFF_CRON", "0 6 * * *",
     "daily cut-off (UTC) at which psops_transform runs on whatever sources delivered")
@@ -172,10 +170,20 @@ CELERY_CONCURRENCY = _setting(
 DEMO_TIMEOUT_SECONDS = _setting(
     "PSOPS_DEMO_TIMEOUT_SECONDS", "900", "how long `make demo` waits for the pipeline")
 
+# Tests
+TEST_REDIS_URL = _setting(
+    "PSOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0",
+    "the Redis of the stack test (tests/stack); skipped when none answers")
+SCREENSHOT_DIR = _setting(
+    "PSOPS_SCREENSHOT_DIR", "",
+    "where the browser test saves its screenshots (default a temporary folder; "
+    "`make screenshots` sets docs/screenshots)")
+
 
 def settings_table() -> str:
     """The settings as a Markdown table (name, default, meaning)."""
-    rows = [f"| `{s.name}` | `{s.default}` | {s.meaning} |" for s in SETTINGS.values()]
+    rows = [f"| `{setting.name}` | {f'`{setting.default}`' if setting.default else 'unset'} "
+            f"| {setting.meaning} |" for setting in SETTINGS.values()]
     return "\n".join(["| setting | default | meaning |", "|---|---|---|", *rows])
 
 

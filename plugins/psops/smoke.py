@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from psops.warehouse_hook import warehouse_connection
+from psycopg.rows import scalar_row
+
+from psops.db import warehouse_connection
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +18,12 @@ def write_and_read_back(dag_run_id: str) -> str:
         conn.execute(
             "INSERT INTO ops.smoke_checks (dag_run_id, token) VALUES (%s, %s)", (dag_run_id, token)
         )
-        row = conn.execute(
+        read_back = conn.cursor(row_factory=scalar_row).execute(
             "SELECT token FROM ops.smoke_checks WHERE dag_run_id = %s ORDER BY id DESC LIMIT 1",
             (dag_run_id,),
         ).fetchone()
-    if row is None or row[0] != token:
-        raise RuntimeError(f"smoke check: wrote token {token} but read back {row!r}")
+    if read_back != token:
+        raise RuntimeError(f"smoke check: wrote token {token} but read back {read_back!r}")
     summary = f"Warehouse smoke check passed: wrote and read back token {token}."
     log.info(summary)
     return summary

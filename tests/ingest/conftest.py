@@ -8,8 +8,8 @@ from datetime import date
 import psycopg
 import pytest
 
+from psops import catalogue
 from psops.connectors.engine import StreamRun
-from psops.connectors.spec import load_spec
 from sandbox.server import start_sandbox
 
 AS_OF = date(2026, 3, 31)
@@ -42,23 +42,22 @@ def with_page_size(stream, size: int):
 
 def run_stream(target, system: str, stream_name: str, *, page_size: int | None = None,
                dag_run_id: str = "test", hook=None):
-    spec = load_spec(system)
+    spec = catalogue.system(system)
     stream = spec.stream(stream_name)
     if page_size:
         stream = with_page_size(stream, page_size)
     with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        return StreamRun(spec, stream, conn, dag_id=f"psops_ingest_{system}",
+        return StreamRun(spec, stream, conn, dag_id=catalogue.ingest_dag_id(system),
                          dag_run_id=dag_run_id, as_of=AS_OF, hook=hook).execute()
 
 
 def ingest_everything(target, sandbox, dag_run_id: str = "test") -> None:
-    """Every stream of the four systems from `sandbox` into `target`, in-process."""
+    """Every stream of the catalogue from `sandbox` into `target`, in-process."""
     from tests.conftest import temporary_environment
 
     with temporary_environment(**sandbox.conn_env()):
-        for system in ("crm", "psa", "erp", "hris"):
-            for stream in load_spec(system).streams:
-                run_stream(target, system, stream.name, dag_run_id=dag_run_id)
+        for stream in catalogue.streams():
+            run_stream(target, stream.system, stream.name, dag_run_id=dag_run_id)
 
 
 def loaded_keys(target, table: str) -> list[str]:

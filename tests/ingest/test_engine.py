@@ -8,9 +8,10 @@ import time
 import psycopg
 import pytest
 
+from psops import catalogue
 from tests.ingest.conftest import loaded_keys, run_stream
 
-# (system, stream, sandbox table, odd page size)
+# (system, stream, sandbox table, odd page size): every incremental stream of the catalogue
 PAGED_STREAMS = [
     ("crm", "deals", ("crm", "deals"), 7),
     ("crm", "companies", ("crm", "companies"), 3),
@@ -27,6 +28,11 @@ PAGED_STREAMS = [
     ("erp", "invoices", ("erp", "invoice"), 23),
     ("erp", "purchase_orders", ("erp", "purchaseOrder"), 3),
 ]
+
+
+def test_every_paged_stream_of_the_catalogue_is_exercised():
+    paged = {(s.system, s.name) for s in catalogue.streams() if not s.snapshot}
+    assert {(system, stream) for system, stream, _, _ in PAGED_STREAMS} == paged
 
 
 def sandbox_keys(sb, system: str, table: str) -> list[str]:
@@ -180,10 +186,10 @@ KILLABLE_RUN = """
 import sys
 from datetime import date
 import psycopg
+from psops import catalogue
 from psops.connectors.engine import StreamRun
-from psops.connectors.spec import load_spec
 from tests.ingest.conftest import with_page_size
-spec = load_spec("psa")
+spec = catalogue.system("psa")
 stream = with_page_size(spec.stream("time_entries"), 200)
 with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     StreamRun(spec, stream, conn, dag_id="psops_ingest_psa", dag_run_id="killed",

@@ -1,12 +1,12 @@
 """COPY encoding of source records (no I/O)."""
 
+from psops import catalogue
 from psops.connectors.paginators import path_getter
 from psops.connectors.raw_loader import RecordEncoder
-from psops.connectors.spec import load_spec
 
 
 def _encoder():
-    stream = load_spec("psa").stream("time_entries")
+    stream = catalogue.system("psa").stream("time_entries")
     return RecordEncoder(stream, 7, path_getter("id"), path_getter("updated_at"))
 
 

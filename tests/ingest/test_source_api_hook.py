@@ -8,7 +8,6 @@ import logging
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from psops.connectors import source_api_hook
 from psops.connectors.source_api_hook import SourceApiError, SourceApiHook
 from tests.ingest.scripted_server import ScriptedServer
 
@@ -24,7 +23,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    monkeypatch.setattr(source_api_hook, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setenv("PSOPS_HTTP_BACKOFF_BASE_SECONDS", "0.01")
 
 
 def _hook(monkeypatch, server, auth_style, conn_id="test_api", **conn):

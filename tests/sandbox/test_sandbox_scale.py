@@ -84,7 +84,7 @@ def test_same_seed_gives_byte_identical_responses():
 
 
 def test_cli_prints_ports_and_connections():
-    env = {**os.environ, "PYTHONPATH": str(REPO / "include")}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--base-port", "0",
                              "--scale", "0.3"], stdout=subprocess.PIPE, text=True, env=env)
     try:

@@ -3,7 +3,8 @@ Celery worker executes every task), the sandbox behind connections set through t
 API, ingest runs triggered through the REST API, psops_transform and psops_writeback
 started by Asset events, a deadline alert fired by the scheduler and the triggerer, finance
 approving through the REST API, the finance pages and a task log through the api-server,
-and one failure message for a failing task.
+and one failure message for a failing task. (Over 300 lines: one stack start serves
+every check, which must share this module.)
 
 Needs a Redis (PSOPS_TEST_REDIS_URL, default redis://127.0.0.1:6379/0): skipped with the
 reason when none answers (.ci/run makes sure one does). Every process the stack started
@@ -27,17 +28,19 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 import pytest
 
+from psops.catalogue import raw_asset_uris, system_names
+from psops.settings import MARTS_ASSET_URI
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bin"))
 import psops_demo  # noqa: E402
 from psops_rest import AirflowApi, ApiError  # noqa: E402
-from psops_stack import read_env_file  # noqa: E402
+from psops_stack_config import read_env_file  # noqa: E402
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 REDIS_URL = os.environ.get("PSOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-INGESTS = ["psops_ingest_crm", "psops_ingest_psa", "psops_ingest_erp", "psops_ingest_hris"]
+INGESTS = [f"psops_ingest_{system}" for system in system_names()]
 RUN_TIMEOUT_S = 300
 
 
@@ -174,6 +177,31 @@ def test_stack_runs_on_celery(stack):
         "dag_processor": "healthy"}
 
 
+def python_path_of(pid: int) -> list[Path]:
+    """The PYTHONPATH entries of a running process, resolved against its working directory."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    values = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+    if "PYTHONPATH" not in values:
+        return []
+    cwd = Path(f"/proc/{pid}/cwd").resolve()
+    return [(cwd / entry).resolve() for entry in values["PYTHONPATH"].split(":")]
+
+
+def test_no_stack_process_has_the_sandbox_on_its_path(stack):
+    """The Airflow processes get the product's code (plugins/), never a folder holding the
+    sandbox package (the repository root)."""
+    checked = 0
+    for pid in stack_processes(stack.home):
+        try:
+            path = python_path_of(pid)
+        except OSError:  # ended meanwhile
+            continue
+        checked += 1
+        assert REPO_ROOT / "plugins" in path, (pid, path)
+        assert [entry for entry in path if (entry / "sandbox").exists()] == [], (pid, path)
+    assert checked >= 4
+
+
 def test_assets_chain_the_pipeline_and_finance_approves(stack):
     admin = stack.api("admin")
     psops_demo.register_connections(admin, {
@@ -192,9 +220,8 @@ def test_assets_chain_the_pipeline_and_finance_approves(stack):
 
     hris_run = trigger(admin, "psops_ingest_hris")
     assert finished_run(admin, "psops_ingest_hris", hris_run)["state"] == "success"
-    assert asset_run_events(admin, "psops_transform") == {
-        f"psops://raw/{system}" for system in ("crm", "psa", "erp", "hris")}
-    assert asset_run_events(admin, "psops_writeback") == {"psops://marts"}
+    assert asset_run_events(admin, "psops_transform") == set(raw_asset_uris())
+    assert asset_run_events(admin, "psops_writeback") == {MARTS_ASSET_URI}
 
     # The transform ran past its (6 s) deadline: the scheduler noticed, the triggerer ran
     # the callback, the webhook got the message.

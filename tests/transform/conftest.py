@@ -7,13 +7,13 @@ import json
 from datetime import date, datetime
 
 import pytest
+from psycopg import sql
 
-RAW_TABLES = (
-    "crm_deals", "crm_companies", "psa_projects", "psa_milestones", "psa_assignments",
-    "psa_time_entries", "psa_expenses", "psa_change_requests", "erp_customers", "erp_jobs",
-    "erp_billing_milestones", "erp_rate_cards", "erp_invoices", "erp_purchase_orders",
-    "hris_employees", "hris_time_off_requests", "hris_whos_out",
-)
+from psops import catalogue
+from psops.connectors.paginators import path_getter
+from psops.connectors.raw_loader import raw_table_ddl
+
+RAW_TABLES = tuple(stream.raw_table for stream in catalogue.streams())
 RESET_TABLES = (
     "ops.exceptions", "ops.quality_results", "ops.transform_runs", "ops.transform_watermarks",
     "ops.watermarks", "ops.ingest_runs", "confidential.employee_cost_rates",
@@ -24,46 +24,18 @@ SCHEMAS_TO_EMPTY = ("staging", "curated", "marts")
 def create_raw_tables(conn) -> None:
     """The raw layout of the ingestion engine (one table per stream)."""
     for table in RAW_TABLES:
-        conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS raw.{table} (
-                    record_id text NOT NULL,
-                    source_updated_at timestamptz,
-                    payload jsonb NOT NULL,
-                    run_id bigint NOT NULL,
-                    loaded_at timestamptz NOT NULL DEFAULT now(),
-                    load_seq bigint GENERATED ALWAYS AS IDENTITY)"""
-        )
+        conn.execute(raw_table_ddl(table))
 
 
 def reset_warehouse(conn) -> None:
-    tables = [f"raw.{t}" for t in RAW_TABLES] + list(RESET_TABLES)
+    tables = [sql.Identifier("raw", t) for t in RAW_TABLES]
+    tables += [sql.Identifier(*name.split(".")) for name in RESET_TABLES]
     for schema in SCHEMAS_TO_EMPTY:
-        rows = conn.execute(
+        names = conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
         ).fetchall()
-        tables += [f"{schema}.{r[0]}" for r in rows]
-    conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-
-
-STREAMS = {  # raw table -> (system, stream, mode)
-    "crm_deals": ("crm", "deals", "incremental"),
-    "crm_companies": ("crm", "companies", "incremental"),
-    "psa_projects": ("psa", "projects", "incremental"),
-    "psa_milestones": ("psa", "milestones", "incremental"),
-    "psa_assignments": ("psa", "assignments", "incremental"),
-    "psa_time_entries": ("psa", "time_entries", "incremental"),
-    "psa_expenses": ("psa", "expenses", "incremental"),
-    "psa_change_requests": ("psa", "change_requests", "incremental"),
-    "erp_customers": ("erp", "customers", "incremental"),
-    "erp_jobs": ("erp", "jobs", "incremental"),
-    "erp_billing_milestones": ("erp", "billing_milestones", "incremental"),
-    "erp_rate_cards": ("erp", "rate_cards", "incremental"),
-    "erp_invoices": ("erp", "invoices", "incremental"),
-    "erp_purchase_orders": ("erp", "purchase_orders", "incremental"),
-    "hris_employees": ("hris", "employees", "snapshot"),
-    "hris_time_off_requests": ("hris", "time_off_requests", "snapshot"),
-    "hris_whos_out": ("hris", "whos_out", "snapshot"),
-}
+        tables += [sql.Identifier(schema, name) for (name,) in names]
+    conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(tables)))
 
 
 class RawWriter:
@@ -76,7 +48,7 @@ class RawWriter:
 
     def start_run(self, table: str, status: str = "succeeded", dag_run_id: str | None = None,
                   requests: int = 1, failed_requests: int = 0) -> int:
-        system, stream, mode = STREAMS[table]
+        stream = catalogue.stream_of_raw_table(table)
         self.run_counter += 1
         return self.conn.execute(
             """INSERT INTO ops.ingest_runs (dag_id, dag_run_id, system, stream, mode, status,
@@ -86,8 +58,9 @@ class RawWriter:
                        CASE WHEN %s = 'running' THEN NULL
                             ELSE now() + %s * interval '1 second' END)
                RETURNING id""",
-            (f"psops_ingest_{system}", dag_run_id or f"run_{self.run_counter}", system, stream,
-             mode, status, requests, failed_requests, self.run_counter, status, self.run_counter),
+            (catalogue.ingest_dag_id(stream.system), dag_run_id or f"run_{self.run_counter}",
+             stream.system, stream.name, stream.entity.load, status, requests, failed_requests,
+             self.run_counter, status, self.run_counter),
         ).fetchone()[0]
 
     def load(self, table: str, records: list[dict], status: str = "succeeded") -> int:
@@ -96,27 +69,19 @@ class RawWriter:
         return run_id
 
     def append(self, table: str, records: list[dict], run_id: int) -> None:
+        stream = catalogue.stream_of_raw_table(table)
+        key_of = path_getter(stream.primary_key)
+        updated_of = path_getter(stream.cursor_field) if stream.cursor_field else None
+        insert = sql.SQL("INSERT INTO {} (record_id, source_updated_at, payload, run_id) "
+                         "VALUES (%s, %s, %s, %s)").format(sql.Identifier("raw", table))
         for record in records:
-            self.conn.execute(
-                f"INSERT INTO raw.{table} (record_id, source_updated_at, payload, run_id) "
-                "VALUES (%s, %s, %s, %s)",
-                (str(record["id"]), source_updated_at(table, record), json.dumps(record), run_id),
-            )
+            updated = updated_of(record) if updated_of else None
+            self.conn.execute(insert, (str(key_of(record)), updated, json.dumps(record), run_id))
 
     def finish(self, run_id: int) -> None:
         self.conn.execute(
             "UPDATE ops.ingest_runs SET status = 'succeeded', finished_at = now() + interval '1 hour' "
             "WHERE id = %s", (run_id,))
-
-
-def source_updated_at(table: str, record: dict) -> str | None:
-    if table.startswith("crm_"):
-        return record["properties"].get("hs_lastmodifieddate") or record.get("updatedAt")
-    if table.startswith("psa_"):
-        return record.get("updated_at")
-    if table.startswith("erp_"):
-        return record.get("lastModifiedDate")
-    return None
 
 
 @pytest.fixture

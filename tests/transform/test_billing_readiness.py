@@ -94,7 +94,7 @@ def billing(wh, raw):
         expense(3, "2026-02-15", 60, U, receipt=False, **p30),                # +60, MISSING_RECEIPT
         expense(4, "2026-02-16", 999, U, billable=False, **p30),              # not billable
     ])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     return wh
 
 

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 
-from psops.transform.freshness import SYSTEMS, decide, read_state
+from psops.catalogue import system_names
+from psops.transform.freshness import decide, read_state
 from tests.conftest import REPO_ROOT
 
 AS_OF = date(2026, 3, 31)
+SYSTEMS = system_names()
 
 
 def at(day: int, hour: int = 1) -> datetime:

@@ -3,6 +3,7 @@ set-based SQL of the same rules, results are kept, Data Docs are built. ~15 s (G
 
 from __future__ import annotations
 
+from psops.transform.rules import load_catalogue
 from psops.transform.runner import run_transform
 from tests.transform.conftest import (
     AS_OF,
@@ -19,7 +20,7 @@ from tests.transform.conftest import (
 U = "u@x.com"
 
 
-def test_gx_and_sql_find_the_same_failures(wh, raw, warehouse_target, tmp_path):
+def test_gx_and_sql_find_the_same_failures(wh, raw, tmp_path):
     load_hris(raw, [hris_employee(1, U, term="2026-03-01"), hris_employee(2, "v@x.com", hours=""),
                     hris_employee(3, "w@x.com", hire="not a date")])
     raw.load("psa_projects", [psa_project(1, "PRJ-00001"), psa_project(2, "PRJ-00002", billing_type="retainer")])
@@ -32,11 +33,11 @@ def test_gx_and_sql_find_the_same_failures(wh, raw, warehouse_target, tmp_path):
     ])
     raw.load("psa_expenses", [expense(1, "2026-03-02", -5, U)])
     docs = tmp_path / "docs"
-    result = run_transform(wh, AS_OF, gx_url=warehouse_target.sqlalchemy_url(), docs_dir=docs)
+    result = run_transform(AS_OF, with_gx=True, docs_dir=docs)
 
     results = rows(wh, "SELECT rule_id, success, unexpected_count, sql_failing_count "
                    "FROM ops.quality_results WHERE transform_run_id = %s", result.run_id)
-    assert len(results) == len(__import__("psops.transform.rules", fromlist=["x"]).load_catalogue().rules)
+    assert len(results) == len(load_catalogue().rules)
     mismatched = [r for r in results if r[2] != r[3] or r[1] != (r[3] == 0)]
     assert mismatched == []
     failing = {r[0] for r in results if not r[1]}

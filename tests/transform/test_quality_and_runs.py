@@ -49,7 +49,7 @@ def test_quarantine_lifecycle(wh, base):
         time_entry(4, "2026-03-05", 4, U),                     # future_date at Mar 4
         time_entry(5, "2026-03-02", 2, "nobody@x.com"),        # unknown_employee
     ])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert exceptions(wh, "time_entry.hours_range") == [("1", "open", 1)]
     assert exceptions(wh, "time_entry.unknown_project") == [("2", "open", 1)]
     assert exceptions(wh, "time_entry.future_date") == [("4", "open", 1)]
@@ -65,7 +65,7 @@ def test_quarantine_lifecycle(wh, base):
                       "WHERE rule_id = 'time_entry.hours_range'")[0]
 
     # seen again: still one open row, bumped
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert exceptions(wh, "time_entry.hours_range") == [("1", "open", 2)]
     again = rows(wh, "SELECT first_seen_at, last_seen_at FROM ops.exceptions "
                  "WHERE rule_id = 'time_entry.hours_range'")[0]
@@ -73,7 +73,7 @@ def test_quarantine_lifecycle(wh, base):
 
     # fixed at the source (a newer version of entry 1): resolved, other rules untouched
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, U, updated_at="2026-03-03T09:00:00Z")])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert exceptions(wh, "time_entry.hours_range") == [("1", "resolved", 2)]
     assert exceptions(wh, "time_entry.unknown_project") == [("2", "open", 3)]
     assert rows(wh, "SELECT time_entry_id FROM curated.time_entries ORDER BY 1") == [("1",), ("3",)]
@@ -82,12 +82,12 @@ def test_quarantine_lifecycle(wh, base):
                 "AND employee_id = '1' AND week_start = '2026-03-02'", AS_OF) == [(D(12),)]
 
     # the as-of date moves past entry 4's date: future_date resolves on its own
-    run_transform(wh, date(2026, 3, 5))
+    run_transform(date(2026, 3, 5))
     assert exceptions(wh, "time_entry.future_date") == [("4", "resolved", 3)]
 
     # broken again: a new open row, the resolved one stays as history
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 0, U, updated_at="2026-03-04T09:00:00Z")])
-    run_transform(wh, date(2026, 3, 5))
+    run_transform(date(2026, 3, 5))
     assert exceptions(wh, "time_entry.hours_range") == [("1", "resolved", 2), ("1", "open", 1)]
 
 
@@ -102,7 +102,7 @@ def test_one_open_row_is_enforced_by_the_database(wh):
 def test_deal_rule_depends_on_the_as_of_date(wh, base):
     base.load("crm_deals", [crm_deal(1, closedate="2026-02-27T23:00:00Z"),   # Mar 4 - 5 days
                             crm_deal(2, closedate="2026-02-28T00:30:00Z")])  # only 4 days
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert exceptions(wh, "deal.closed_won_without_project") == [("1", "open", 1)]
 
 
@@ -110,25 +110,25 @@ def test_critical_stop_on_empty_employees(wh, raw):
     load_hris(raw, [])
     raw.load("psa_projects", [psa_project(1, "PRJ-00001")])
     with pytest.raises(CriticalGateFailed, match="curated.employees would be empty"):
-        run_transform(wh, AS_OF)
+        run_transform(AS_OF)
     assert rows(wh, "SELECT count(*) FROM marts.process_kpis") == [(0,)]
     assert rows(wh, "SELECT status FROM ops.transform_runs") == [("failed",)]
 
 
 def test_critical_stop_when_a_table_falls_by_more_than_half(wh, raw):
     load_hris(raw, [hris_employee(i, f"e{i}@x.com") for i in range(1, 6)])  # 5 employees
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     kpis_before = rows(wh, "SELECT kpi, value FROM marts.process_kpis ORDER BY kpi")
     # 2 employees: 2 x 2 = 4 < 5 -> more than half gone
     load_hris(raw, [hris_employee(1, "e1@x.com"), hris_employee(2, "e2@x.com")])
     with pytest.raises(CriticalGateFailed, match="from 5 to 2 rows"):
-        run_transform(wh, AS_OF)
+        run_transform(AS_OF)
     # nothing published: curated and marts as the last good run left them
     assert rows(wh, "SELECT count(*) FROM curated.employees") == [(5,)]
     assert rows(wh, "SELECT kpi, value FROM marts.process_kpis ORDER BY kpi") == kpis_before
     # 3 employees: 3 x 2 = 6 >= 5 -> fine
     load_hris(raw, [hris_employee(i, f"e{i}@x.com") for i in range(1, 4)])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert rows(wh, "SELECT count(*) FROM curated.employees") == [(3,)]
 
 
@@ -142,11 +142,11 @@ MART_DUMP = """SELECT 'u', row_to_json(x)::text FROM marts.utilization_weekly x 
 
 def test_rerun_is_idempotent_and_other_dates_are_kept(wh, base):
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, U), time_entry(2, "2026-02-24", 6, U)])
-    run_transform(wh, AS_OF - timedelta(days=7))  # entry 1 (Mar 2) is future then: quarantined
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF - timedelta(days=7))  # entry 1 (Mar 2) is future then: quarantined
+    run_transform(AS_OF)
     first = rows(wh, MART_DUMP)
     curated_first = rows(wh, "SELECT xmin::text, time_entry_id FROM curated.time_entries ORDER BY 2")
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert rows(wh, MART_DUMP) == first
     # unchanged curated rows are not rewritten (same xmin)
     assert rows(wh, "SELECT xmin::text, time_entry_id FROM curated.time_entries ORDER BY 2") == curated_first
@@ -155,13 +155,13 @@ def test_rerun_is_idempotent_and_other_dates_are_kept(wh, base):
 
 def test_changes_are_picked_up_incrementally_latest_version_wins(wh, base):
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, U, updated_at="2026-03-02T10:00:00Z")])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     hwm = rows(wh, "SELECT last_load_seq FROM ops.transform_watermarks WHERE entity = 'time_entry'")[0][0]
     # a newer version (hours 5), then an OLDER copy loaded later (overlap window): newer wins
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 5, U, updated_at="2026-03-03T10:00:00Z"),
                                    time_entry(2, "2026-03-03", 1, U, updated_at="2026-03-03T10:00:00Z")])
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, U, updated_at="2026-03-02T10:00:00Z")])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert rows(wh, "SELECT time_entry_id, hours FROM curated.time_entries ORDER BY 1") == [
         ("1", D(5)), ("2", D(1))]
     # 5 + 1 = 6 billable hours in the as-of week
@@ -171,7 +171,7 @@ def test_changes_are_picked_up_incrementally_latest_version_wins(wh, base):
                 "WHERE entity = 'time_entry'")[0][0] == hwm + 3
     # same update time twice: the copy loaded last wins
     base.load("psa_time_entries", [time_entry(2, "2026-03-03", 2, U, updated_at="2026-03-03T10:00:00Z")])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert rows(wh, "SELECT hours FROM curated.time_entries WHERE time_entry_id = '2'") == [(D(2),)]
 
 
@@ -179,26 +179,26 @@ def test_rows_of_a_running_ingest_run_wait_until_it_finishes(wh, base):
     running = base.start_run("psa_time_entries", status="running")
     base.append("psa_time_entries", [time_entry(1, "2026-03-02", 8, U)], running)
     base.load("psa_time_entries", [time_entry(2, "2026-03-02", 1, U)])  # later load_seq, finished
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert rows(wh, "SELECT count(*) FROM staging.time_entries") == [(0,)]
     base.finish(running)
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert rows(wh, "SELECT time_entry_id FROM curated.time_entries ORDER BY 1") == [("1",), ("2",)]
 
 
 def test_psa_users_resolve_to_employees_when_hris_catches_up(wh, base):
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, "New@X.com")])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert exceptions(wh, "time_entry.unknown_employee") == [("1", "open", 1)]
     load_hris(base, [hris_employee(1, U), hris_employee(2, "v@x.com", hours="0"),
                      hris_employee(3, "new@x.com")])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     assert exceptions(wh, "time_entry.unknown_employee") == [("1", "resolved", 1)]
     assert rows(wh, "SELECT employee_id FROM curated.time_entries") == [("3",)]
 
 
 def test_analyst_reads_marts_curated_exceptions_but_no_cost_rates(wh, base):
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     wh.execute("SET ROLE psops_analyst")
     try:
         for table in ("marts.utilization_weekly", "marts.billing_readiness", "marts.process_kpis",
@@ -252,7 +252,7 @@ def test_process_kpis_medians_and_integration_errors(wh, base):
             (dag_run, stream, requests, failed, started, started))
     wh.execute("UPDATE ops.ingest_runs SET started_at = now() - interval '2 days' "
                "WHERE dag_id = 'psops_ingest_crm' AND dag_run_id NOT IN ('old', 'new')")
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     kpis = {k: (v, n, d) for k, v, n, d in rows(
         wh, "SELECT kpi, value, numerator, denominator FROM marts.process_kpis WHERE as_of = %s", AS_OF)}
     # closedwon deals with a signed date and a project: 3, 10, 4, 1 -> sorted 1, 3, 4, 10

@@ -67,7 +67,7 @@ def people(wh, raw):
         # week Jan 12: submitted exactly at the deadline Mon Jan 19 12:00 -> on time
         time_entry(11, "2026-01-13", 8, A, status="submitted", submitted_at="2026-01-19T12:00:00Z"),
     ])
-    run_transform(wh, AS_OF)
+    run_transform(AS_OF)
     return wh
 
 

@@ -31,7 +31,7 @@ OTHER_USER, OTHER_PASSWORD = "engineer", "engineer-test-password"
 
 @dataclass
 class FinanceWarehouse:
-    target: object              # psops.warehouse.WarehouseTarget
+    target: object              # tests.warehouse_fixtures.WarehouseTarget
     uri: str                    # postgres:// URI (AIRFLOW_CONN_WAREHOUSE)
     airflow_home: Path          # the in-process Airflow home, shared with bin/airflow runs
     data_docs: Path

@@ -1,9 +1,11 @@
 """The finance plugin app (mounted at /psops by the api-server), in process: login
 required, finance users only (also through a real api-server), figures equal to the
-warehouse, queries as psops_analyst, links to runs."""
+warehouse, queries as psops_analyst, links to runs. (Over 300 lines: every page's
+checks share one warehouse built for the module.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from datetime import timedelta
@@ -14,7 +16,9 @@ import markupsafe
 import psycopg
 import pytest
 
-from psops.ui import charts, queries
+from psops.db import WarehouseUnavailable, analyst_connection
+from psops.ui import charts
+from tests.conftest import temporary_environment as environment
 from tests.ui.conftest import (
     AS_OF,
     FINANCE_PASSWORD,
@@ -100,7 +104,7 @@ def _every_route():
 
     from psops.ui.app import create_app
 
-    routes = create_app(conninfo=lambda: "unused").routes
+    routes = create_app().routes
     assert all(isinstance(r, APIRoute) for r in routes), \
         [r for r in routes if not isinstance(r, APIRoute)]  # a mount would escape the check
     for route in routes:
@@ -183,13 +187,14 @@ def test_through_the_api_server_a_non_finance_user_gets_403(api_server):
 
 
 def test_every_query_runs_as_psops_analyst_read_only(finance_warehouse):
-    with queries.analyst_connection(finance_warehouse.target.conninfo()) as conn:
-        assert conn.execute("SELECT current_user AS u").fetchone()["u"] == "psops_analyst"
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT * FROM confidential.employee_cost_rates")
-    with queries.analyst_connection(finance_warehouse.target.conninfo()) as conn:
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            conn.execute("DELETE FROM marts.billing_readiness")
+    with environment(AIRFLOW_CONN_WAREHOUSE=finance_warehouse.uri):
+        with analyst_connection() as conn:
+            assert conn.execute("SELECT current_user AS u").fetchone()["u"] == "psops_analyst"
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM confidential.employee_cost_rates")
+        with analyst_connection() as conn:
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("DELETE FROM marts.billing_readiness")
     with finance_warehouse.conn() as conn:  # the owner still sees the rows
         assert conn.execute("SELECT count(*) FROM confidential.employee_cost_rates").fetchone()[0] > 0
 
@@ -198,11 +203,12 @@ def test_a_warehouse_user_that_cannot_become_the_analyst_is_refused(finance_ware
     with finance_warehouse.conn() as admin:
         admin.execute("DROP ROLE IF EXISTS psops_ui_outsider")
         admin.execute("CREATE ROLE psops_ui_outsider LOGIN")
+    outsider = dataclasses.replace(finance_warehouse.target, user="psops_ui_outsider")
     try:
-        conninfo = finance_warehouse.target.conninfo() + " user=psops_ui_outsider"
-        with pytest.raises(queries.WarehouseUnavailable, match="SET ROLE psops_analyst"):
-            with queries.analyst_connection(conninfo):
-                pass
+        with environment(AIRFLOW_CONN_WAREHOUSE=outsider.airflow_uri()):
+            with pytest.raises(WarehouseUnavailable, match="SET ROLE psops_analyst"):
+                with analyst_connection():
+                    pass
     finally:
         with finance_warehouse.conn() as admin:
             admin.execute("DROP ROLE psops_ui_outsider")
@@ -274,6 +280,37 @@ def test_every_blocked_item_shows_its_reasons_and_blocking_records(ui_client, ai
     assert "Who to chase" in html and "@psops-demo.com" in html
 
 
+def test_business_words_and_regions_come_from_the_warehouse(ui_client, airflow_auth,
+                                                            finance_warehouse):
+    """A reason's title and next action, and an office's region, are rows of the
+    reference tables (migration 0008): changing them there changes the pages."""
+    token = airflow_auth()
+    with finance_warehouse.conn() as conn:
+        reason, title, action = conn.execute(
+            "SELECT reason, title, action FROM reference.blocking_reasons "
+            "WHERE reason = 'RATE_MISMATCH'").fetchone()
+        office, region = conn.execute(
+            "SELECT office, region FROM reference.office_regions WHERE office = 'Berlin'"
+        ).fetchone()
+        conn.execute("UPDATE reference.blocking_reasons SET title = 'Rate off card', "
+                     "action = 'Call the rate desk' WHERE reason = %s", (reason,))
+        conn.execute("UPDATE reference.office_regions SET region = 'DACH' WHERE office = %s",
+                     (office,))
+    try:
+        billing = ui_client.get("/billing", cookies={"_token": token}).text
+        row = re.search(rf'data-reason="{reason}">(.*?)</tr>', billing, re.S)
+        assert row and "Rate off card" in row.group(1) and "Call the rate desk" in row.group(1)
+        utilization = ui_client.get("/utilization", params={"region": "DACH"},
+                                    cookies={"_token": token}).text
+        assert 'data-region="DACH"' in utilization and 'data-region="EMEA"' not in utilization
+    finally:
+        with finance_warehouse.conn() as conn:
+            conn.execute("UPDATE reference.blocking_reasons SET title = %s, action = %s "
+                         "WHERE reason = %s", (title, action, reason))
+            conn.execute("UPDATE reference.office_regions SET region = %s WHERE office = %s",
+                         (region, office))
+
+
 def test_exceptions_page_shows_the_open_queue_by_rule(ui_client, airflow_auth, finance_warehouse):
     html = ui_client.get("/exceptions", cookies={"_token": airflow_auth()}).text
     with finance_warehouse.conn() as conn:
@@ -301,17 +338,20 @@ def test_exceptions_page_lists_what_was_resolved_recently(ui_client, airflow_aut
                                                           finance_warehouse):
     with finance_warehouse.conn() as conn:
         key = conn.execute(
-            "UPDATE ops.exceptions SET status = 'resolved', resolved_at = now() "
+            "UPDATE ops.exceptions SET status = 'resolved', resolved_at = now(), "
+            "resolved_by = 'psops_transform (transform run 99)' "
             "WHERE id = (SELECT min(id) FROM ops.exceptions WHERE status = 'open' "
             "AND severity = 'warning') RETURNING record_key").fetchone()[0]
     try:
         html = ui_client.get("/exceptions", cookies={"_token": airflow_auth()}).text
         resolved = html.split('id="resolved-rows"')[1]
         assert f"<code>{key}</code>" in resolved
+        assert "psops_transform (transform run 99)" in resolved  # by whom
         assert 'id="resolved-recently">1<' in html
     finally:
         with finance_warehouse.conn() as conn:
-            conn.execute("UPDATE ops.exceptions SET status = 'open', resolved_at = NULL "
+            conn.execute("UPDATE ops.exceptions SET status = 'open', resolved_at = NULL, "
+                         "resolved_by = NULL "
                          "WHERE record_key = %s AND status = 'resolved'", (key,))
 
 
@@ -320,14 +360,15 @@ def _utilization_from_sql(conn, region: str | None = None):
     monday = AS_OF - timedelta(days=AS_OF.weekday())
     first, last = monday - timedelta(weeks=12), monday - timedelta(weeks=1)
     rows = conn.execute(
-        """SELECT u.employee_id, e.location, sum(u.billable_hours), sum(u.capacity_hours),
-                  max(u.target_utilization)
+        """SELECT u.employee_id, coalesce(r.region, e.location), sum(u.billable_hours),
+                  sum(u.capacity_hours), max(u.target_utilization)
            FROM marts.utilization_weekly u JOIN curated.employees e USING (employee_id)
+           LEFT JOIN reference.office_regions r ON r.office = e.location
            WHERE u.as_of = %s AND u.week_start BETWEEN %s AND %s
-           GROUP BY u.employee_id, e.location""", (AS_OF, first, last)).fetchall()
+           GROUP BY u.employee_id, coalesce(r.region, e.location)""",
+        (AS_OF, first, last)).fetchall()
     people = {}
-    for emp, location, billable, capacity, target in rows:
-        reg = queries.OFFICE_REGIONS.get(location, location)
+    for emp, reg, billable, capacity, target in rows:
         if region and reg != region:
             continue
         util = billable / capacity if capacity else None

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import date
 
-import psycopg
 import pytest
 
 from psops.transform.runner import run_transform
 from sandbox.server import start_sandbox
+from tests.conftest import temporary_environment
 from tests.ingest.conftest import ingest_everything
 
 AS_OF = date(2026, 3, 31)
@@ -28,8 +28,8 @@ def wb_template(database_factory, wb_sandbox):
     """A warehouse with every stream of the four systems ingested and marts built."""
     target = database_factory.create()
     ingest_everything(target, wb_sandbox)
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        run_transform(conn, AS_OF)
+    with temporary_environment(AIRFLOW_CONN_WAREHOUSE=target.airflow_uri()):
+        run_transform(AS_OF)
     return target
 
 
@@ -43,9 +43,7 @@ def wb_env(wb_sandbox, wb_template, database_factory, monkeypatch):
     for key, value in wb_sandbox.conn_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", target.airflow_uri())
-    from psops.connectors import source_api_hook
-
-    monkeypatch.setattr(source_api_hook, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setenv("PSOPS_HTTP_BACKOFF_BASE_SECONDS", "0.01")
     yield {"target": target, "sandbox": wb_sandbox}
     wb_sandbox.set_faults(reset=True)
 

@@ -107,20 +107,25 @@ def _alert_log_count(target) -> int:
         return conn.execute("SELECT count(*) FROM ops.alert_log").fetchone()[0]
 
 
+def _alert_task(run_id: str, ti: _RecordingTI) -> dict:
+    """What psops_writeback's send_alert_digest task does with no writes of its run."""
+    from psops.writeback import steps, tasks
+
+    return tasks.fail_if_digest_failed(steps.send_digest(AS_OF, run_id, {"confirmed": []}, None),
+                                       ti)
+
+
 def test_undelivered_digest_fails_the_task_and_nothing_is_marked_sent(wb_env):
     """The webhook answers 500: send_alert_digest records the failed digest, marks no item
     as alerted, then fails (Airflow retries it); the retry delivers, and a further try
     sends nothing again."""
-    from datetime import UTC, datetime
-
     from psops.writeback import tasks
 
     target, sandbox = wb_env["target"], wb_env["sandbox"]
     sandbox.set_faults(script={"webhook": [500]})
     ti = _RecordingTI()
-    context = {"ti": ti, "run_id": "digest-500", "logical_date": datetime(2026, 3, 31, tzinfo=UTC)}
     with pytest.raises(tasks.DigestNotDelivered) as failed:
-        tasks.alert_task(context, {"confirmed": []}, None)
+        _alert_task("digest-500", ti)
     message = str(failed.value)
     assert message.startswith("alert digest (")
     assert " items) not delivered to alerts_webhook (http://127.0.0.1:" in message
@@ -134,9 +139,9 @@ def test_undelivered_digest_fails_the_task_and_nothing_is_marked_sent(wb_env):
     assert status == "failed" and items > 0 and "500" in error
     assert ti.pushed["return_value"]["status"] == "failed"
 
-    retry = tasks.alert_task({**context, "ti": _RecordingTI()}, {"confirmed": []}, None)
+    retry = _alert_task("digest-500", _RecordingTI())
     assert retry["status"] == "sent" and retry["items"] == items
     assert _alert_log_count(target) > 0
-    again = tasks.alert_task({**context, "ti": _RecordingTI()}, {"confirmed": []}, None)
+    again = _alert_task("digest-500", _RecordingTI())
     assert again["status"] == "nothing_new"
     assert [p["status"] for p in _webhook_posts(sandbox)] == [500, 200]

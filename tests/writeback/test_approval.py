@@ -13,57 +13,41 @@ from collections import Counter
 import psycopg
 import pytest
 
-from psops.writeback import approval, planner
-from psops.writeback.source_writes import SourceWrites
+from psops.writeback import steps
 from tests.conftest import BIN_AIRFLOW, REPO_ROOT
-from tests.writeback.helpers import AS_OF, outbox_rows
+from tests.writeback.helpers import AS_OF, outbox_rows, warehouse
+from tests.writeback.helpers import plan_writes as _plan
 
 pytestmark = pytest.mark.db
 
 
-class _TI:
-    def __init__(self, answer):
-        self.answer = answer
-
-    def xcom_pull(self, task_ids):
-        assert task_ids == "finance_approval"
-        return self.answer
-
-
-def _plan(target, run_id="plan"):
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        return planner.plan_writes(conn, SourceWrites(), AS_OF, run_id)
-
-
 def _decide(target, batch_id, answer):
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        described = approval.describe_batch(conn, batch_id)
-        return described, approval.record_decision(
-            conn, described, {"run_id": "approve__test", "ti": _TI(answer)})
+    """psops_approve_corrections' steps: describe the batch, then decide (and apply)."""
+    with warehouse(target):
+        described = steps.describe_batch(batch_id)
+        return described, steps.decide_batch(described, answer, "approve__test")
 
 
 def test_unanswered_batch_expires_on_the_next_writeback_run(wb_env, monkeypatch):
     target = wb_env["target"]
     monkeypatch.setenv("PSOPS_APPROVAL_TIMEOUT_MINUTES", "0")
-    batch_id = _plan(target, "run-1").batch_id
+    batch_id = _plan(target, "run-1")["batch_id"]
     assert batch_id
     second = _plan(target, "run-2")
-    assert second.expired_batches == [batch_id]
+    assert second["expired_batches"] == [batch_id]
     rows = [r for r in outbox_rows(target).values() if r["batch_id"] == batch_id]
     assert rows and {r["status"] for r in rows} == {"expired"}
     assert all(r["decided_by"] == "expired: no answer in time" for r in rows)
     with psycopg.connect(target.conninfo()) as conn:
-        decisions = Counter(r[0] for r in conn.execute(
+        decisions = Counter(decision for (decision,) in conn.execute(
             "SELECT decision FROM ops.correction_log WHERE batch_id = %s", (batch_id,)))
-        status = conn.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
-                              (batch_id,)).fetchone()[0]
     assert decisions == {"held_for_approval": len(rows), "expired": len(rows)}
-    assert status == "expired"
+    assert _batch_status(target, batch_id) == "expired"
     # The approval run that comes late has nothing left to ask.
     described, outcome = _decide(target, batch_id, None)
     assert not described["pending"] and not outcome["apply"]
     # Expired corrections are not proposed again.
-    assert not _plan(target, "run-3").held_corrections
+    assert not _plan(target, "run-3")["held_corrections"]
 
 
 @pytest.mark.parametrize("answer", [
@@ -72,7 +56,7 @@ def test_unanswered_batch_expires_on_the_next_writeback_run(wb_env, monkeypatch)
 ])
 def test_approval_task_without_a_human_answer_counts_as_expired(wb_env, answer):
     target = wb_env["target"]
-    batch_id = _plan(target).batch_id
+    batch_id = _plan(target)["batch_id"]
     described, outcome = _decide(target, batch_id, answer)
     assert described["pending"]
     assert outcome["decision"] == "expired" and not outcome["apply"]
@@ -81,24 +65,26 @@ def test_approval_task_without_a_human_answer_counts_as_expired(wb_env, answer):
 
 
 def test_approve_all_but_listed_projects(wb_env):
+    """The approved projects' corrections are applied at once, the listed one rejected."""
     target = wb_env["target"]
-    batch_id = _plan(target).batch_id
+    batch_id = _plan(target)["batch_id"]
     described, outcome = _decide(target, batch_id, {
         "chosen_options": ["Approve"], "params_input": {"reject_projects": "PRJ-00017"},
         "responded_by_user": {"id": "finance.lead", "name": "finance.lead"}})
     assert outcome["decision"] == "approved" and outcome["apply"]
+    assert len(outcome["confirmed"]) == 3 and not outcome["failed"]
     rows = [r for r in outbox_rows(target).values() if r["batch_id"] == batch_id]
     by_project = {(r["project_code"], r["status"]) for r in rows}
-    assert by_project == {("PRJ-00006", "pending"), ("PRJ-00012", "pending"),
+    assert by_project == {("PRJ-00006", "confirmed"), ("PRJ-00012", "confirmed"),
                           ("PRJ-00017", "rejected")}
     assert all(r["decided_by"].startswith("finance: finance.lead") for r in rows)
 
 
 def test_what_finance_sees(wb_env):
     target = wb_env["target"]
-    batch_id = _plan(target).batch_id
-    with psycopg.connect(target.conninfo()) as conn:
-        described = approval.describe_batch(conn, None)  # the oldest waiting batch
+    batch_id = _plan(target)["batch_id"]
+    with warehouse(target):
+        described = steps.describe_batch(None)  # the oldest waiting batch
     assert described["batch_id"] == batch_id
     assert described["subject"] == ("Approve 100 billing corrections worth 25,313.38 "
                                     "(PRJ-00006, PRJ-00012, PRJ-00017)?")
@@ -153,8 +139,9 @@ def test_the_approval_task_is_assigned_to_the_configured_finance_users(monkeypat
 
 def _batch_status(target, batch_id) -> str:
     with psycopg.connect(target.conninfo()) as conn:
-        return conn.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
-                            (batch_id,)).fetchone()[0]
+        (status,) = conn.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
+                                 (batch_id,)).fetchone()
+    return status
 
 
 def _waiting_request(base: str, headers: dict, batch_id: str, proc) -> dict:
@@ -190,7 +177,7 @@ def test_only_finance_users_can_answer_the_approval(wb_env, approval_airflow):
     )
 
     target, server = wb_env["target"], approval_airflow["server"]
-    batch_id = _plan(target).batch_id
+    batch_id = _plan(target)["batch_id"]
     assert batch_id
     finance = {"Authorization": f"Bearer {login_token(server, FINANCE_USER, FINANCE_PASSWORD)}"}
     other = {"Authorization": f"Bearer {login_token(server, OTHER_USER, OTHER_PASSWORD)}"}

@@ -1,6 +1,7 @@
 """Deal-to-project set-up and corrections through the outbox, in-process against the
 sandbox: the full sequence, resume after a failure at each step, lost answers on
-every create, and a re-run that writes nothing new."""
+every create, and a re-run that writes nothing new. (Over 300 lines: one scenario
+per failure point, sharing the module's fixtures.)"""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.writeback.helpers import (
     ERP,
     applied_creates,
     outbox_rows,
+    plan_writes,
     records_in_sandbox,
     run_writeback,
+    warehouse,
 )
 
 pytestmark = pytest.mark.db
@@ -46,9 +50,9 @@ def test_deal_to_project_full_sequence(wb_env):
     target, sandbox = wb_env["target"], wb_env["sandbox"]
     result = run_writeback(target)
     plan = result["plan"]
-    assert [s["deal_id"] for s in plan.new_setups] == list(VALID_DEALS)
-    assert [s["project_code"] for s in plan.new_setups] == list(CODES)
-    invalid = {d["deal_id"]: d["reasons"] for d in plan.invalid_deals}
+    assert [s["deal_id"] for s in plan["new_setups"]] == list(VALID_DEALS)
+    assert [s["project_code"] for s in plan["new_setups"]] == list(CODES)
+    invalid = {d["deal_id"]: d["reasons"] for d in plan["invalid_deals"]}
     assert invalid == {"9054": ["BILLING_TYPE_MISSING"], "9055": ["NO_ERP_CUSTOMER"],
                        "9056": ["AMOUNT_NOT_POSITIVE"]}
     rows = outbox_rows(target)
@@ -66,7 +70,7 @@ def test_deal_to_project_full_sequence(wb_env):
     fixed = next(p for p in sandbox.dataset.psa["projects"].all() if p.get("crm_deal_id") == "9052")
     assert fixed["billing_type"] == "fixed_fee" and float(fixed["fee"]) == 40000.0
     with psycopg.connect(target.conninfo()) as conn:
-        open_invalid = {r[0] for r in conn.execute(
+        open_invalid = {key for (key,) in conn.execute(
             "SELECT record_key FROM ops.exceptions WHERE rule_id = 'deal.setup_invalid' "
             "AND status = 'open' AND source_system = 'crm' AND entity = 'deal'")}
     assert open_invalid == {"9054", "9055", "9056"}
@@ -77,7 +81,7 @@ def test_deal_to_project_full_sequence(wb_env):
     held = {k: r for k, r in rows.items() if r["status"] == "awaiting_approval"}
     assert {r["project_code"] for r in held.values()} == {"PRJ-00006", "PRJ-00012", "PRJ-00017"}
     assert rows["erp.billing_line:milestone:8030"]["worth"] == 10000
-    assert len({r["batch_id"] for r in held.values()}) == 1 and plan.batch_id
+    assert len({r["batch_id"] for r in held.values()}) == 1 and plan["batch_id"]
     rate_fixes = [r for r in held.values() if r["kind"] == "psa_time_entry_rate"]
     assert len(rate_fixes) == 97
     assert float(sum(r["worth"] for r in rate_fixes)) == pytest.approx(7313.35, abs=0.05)
@@ -91,23 +95,20 @@ def test_deal_to_project_full_sequence(wb_env):
 def test_failure_part_way_resumes_at_the_failed_step(wb_env, monkeypatch, failing_system,
                                                      failed_key, waiting_keys):
     target, sandbox = wb_env["target"], wb_env["sandbox"]
-    import psops.writeback.outbox as outbox_mod
-    from psops.writeback import planner
-    from psops.writeback.source_writes import SourceWrites
-    from tests.writeback.helpers import AS_OF
+    from psops.writeback import steps
 
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        planner.plan_writes(conn, SourceWrites(), AS_OF, "run-1")
-        sandbox.set_faults(error_rate=1.0, systems=[failing_system])
-        report = outbox_mod.apply_outbox(conn, SourceWrites(max_attempts=2),
-                                         purpose="deal_setup")
+    monkeypatch.setenv("PSOPS_HTTP_MAX_ATTEMPTS", "2")
+    plan_writes(target, "run-1")
+    sandbox.set_faults(error_rate=1.0, systems=[failing_system])
+    with warehouse(target):
+        report = steps.set_up_projects()
     sandbox.set_faults(reset=True)
     rows = outbox_rows(target)
     assert rows[failed_key]["status"] == "failed"
     assert rows[failed_key]["response_body"]
     for key in waiting_keys:
         assert rows[key]["status"] == "pending"
-    assert {w["key"] for w in report.waiting} >= set(waiting_keys)
+    assert {w["key"] for w in report["waiting"]} >= set(waiting_keys)
     before = applied_creates(sandbox)
 
     run_writeback(target, run_id="run-2")
@@ -161,9 +162,9 @@ def test_rerun_writes_nothing_new(wb_env):
     assert first > 0
     second = run_writeback(target, run_id="second")
     assert len(sandbox.writes()) == first
-    assert not second["plan"].new_setups and not second["plan"].auto_corrections
-    assert not second["plan"].held_corrections and second["plan"].batch_id is None
-    assert not second["setup"].confirmed and not second["corrections"].confirmed
+    assert not second["plan"]["new_setups"] and not second["plan"]["auto_corrections"]
+    assert not second["plan"]["held_corrections"] and second["plan"]["batch_id"] is None
+    assert not second["setup"]["confirmed"] and not second["corrections"]["confirmed"]
 
 
 def test_crash_after_send_is_adopted_not_repeated(wb_env):
@@ -193,25 +194,26 @@ class _RecordingTI:
 
 
 def test_a_failed_write_fails_the_task_after_everything_is_recorded(wb_env):
-    """The ERP answers 400 to the job POST of deal 9052: the task (set_up_projects) still
-    writes every other deal, records the failed row, then fails; Airflow's retry sends
-    only what is not confirmed."""
-    from psops.writeback import planner, tasks
-    from psops.writeback.source_writes import SourceWrites
-    from tests.writeback.helpers import AS_OF
+    """The ERP answers 400 to the job POST of deal 9052: the set-up step still writes
+    every other deal and records the failed row, then the task (set_up_projects) fails;
+    Airflow's retry sends only what is not confirmed."""
+    from psops.writeback import steps, tasks
 
     target, sandbox = wb_env["target"], wb_env["sandbox"]
     run = SimpleNamespace(start_date=datetime.now(UTC), run_after=datetime.now(UTC))
+    plan_writes(target, "run-1")
     with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        planner.plan_writes(conn, SourceWrites(), AS_OF, "run-1")
-        good_customer = conn.execute(
+        (good_customer,) = conn.execute(
             "SELECT payload->'customer' FROM ops.outbox WHERE idempotency_key = 'erp.job:PRJ-00052'"
-        ).fetchone()[0]
+        ).fetchone()
         conn.execute("""UPDATE ops.outbox SET payload = jsonb_set(payload, '{customer}', '{"id": "999999"}')
                         WHERE idempotency_key = 'erp.job:PRJ-00052'""")
     ti = _RecordingTI()
+    assert tasks.earlier_tries_since({"ti": ti, "dag_run": run}) is None
+    with warehouse(target):
+        result = steps.set_up_projects()
     with pytest.raises(tasks.WritesFailed) as failed:
-        tasks.setup_task({"ti": ti, "dag_run": run})
+        tasks.fail_if_writes_failed(result, ti)
     message = str(failed.value)
     assert message.startswith("1 of 8 writes failed (ops.outbox status 'failed', 1 waiting); first: create ERP "
                               "job PRJ-00052 for the new PSA project of deal 9052: ERP POST "
@@ -236,7 +238,10 @@ def test_a_failed_write_fails_the_task_after_everything_is_recorded(wb_env):
     with psycopg.connect(target.conninfo(), autocommit=True) as conn:
         conn.execute("UPDATE ops.outbox SET payload = jsonb_set(payload, '{customer}', %s) "
                      "WHERE idempotency_key = 'erp.job:PRJ-00052'", (json.dumps(good_customer),))
-    retry = tasks.setup_task({"ti": _RecordingTI(try_number=2), "dag_run": run})
+    since = tasks.earlier_tries_since({"ti": _RecordingTI(try_number=2), "dag_run": run})
+    assert since == run.run_after
+    with warehouse(target):
+        retry = tasks.fail_if_writes_failed(steps.set_up_projects(earlier_tries_since=since))
     assert not retry["failed"]
     # The digest still hears of what the first try wrote (its XCom is cleared by the retry).
     assert [c["key"] for c in retry["confirmed"]][-2:] == ["erp.job:PRJ-00052", "crm.deal_link:9052"]
@@ -254,12 +259,14 @@ def test_a_failed_write_fails_the_task_after_everything_is_recorded(wb_env):
 
 
 def test_corrections_are_skipped_without_a_plan():
+    """apply_corrections runs after a failed set-up too, but not without a plan."""
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from psops.writeback import tasks
-
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "psops_writeback.py"))
+    task = bag.dags["psops_writeback"].get_task("apply_corrections")
     with pytest.raises(AirflowSkipException, match="plan_writes did not succeed"):
-        tasks.corrections_task({"ti": _RecordingTI()}, None)
+        task.python_callable(None)
 
 
 @pytest.mark.slow

@@ -7,32 +7,26 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import subprocess
 import time
 from collections import Counter
-from dataclasses import replace
 
 import psycopg
 import pytest
 import requests
 
-from psops.writeback import planner
-from psops.writeback.source_writes import SourceWrites
 from tests.conftest import BIN_AIRFLOW, run_bin_airflow
-from tests.writeback.helpers import AS_OF, applied_creates, outbox_rows, records_in_sandbox
+from tests.writeback.helpers import (
+    AS_OF,
+    applied_creates,
+    outbox_rows,
+    plan_writes,
+    records_in_sandbox,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 FINANCE_USER = "finance.lead"
-
-
-def _clone(database_factory, template):
-    name = f"psops_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(database_factory.server.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.dbname}"')
-    database_factory.created.append(name)
-    return replace(template, dbname=name)
 
 
 def _free_port() -> int:
@@ -45,7 +39,7 @@ def _free_port() -> int:
 def stack(wb_sandbox, wb_template, database_factory, tmp_path_factory):
     """A warehouse copy, the sandbox reset, an Airflow home and a running api-server."""
     home = tmp_path_factory.mktemp("wb_airflow_home")
-    target = _clone(database_factory, wb_template)
+    target = database_factory.create(template=wb_template.dbname)
     wb_sandbox.reset_data()
     wb_sandbox.set_faults(reset=True)
     port = _free_port()
@@ -183,17 +177,16 @@ def test_finance_approves_a_large_correction_in_the_ui(stack):
     assert creates[("erp_job", "PRJ-00012")] == 1
     assert all(n == 1 for n in creates.values()), creates
     with psycopg.connect(target.conninfo()) as conn:
-        log = Counter(r[0] for r in conn.execute(
+        log = Counter(decision for (decision,) in conn.execute(
             "SELECT decision FROM ops.correction_log WHERE batch_id = %s", (batch_id,)))
     assert log == {"held_for_approval": len(batch), "approved": len(batch)}
 
 
 def test_finance_rejects_and_nothing_is_written(stack, database_factory, wb_template):
     sandbox = stack["sandbox"]
-    target = _clone(database_factory, wb_template)  # a warehouse with fresh corrections
+    target = database_factory.create(template=wb_template.dbname)  # fresh corrections
     os.environ.update(sandbox.conn_env())
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        batch_id = planner.plan_writes(conn, SourceWrites(), AS_OF, "plan-only").batch_id
+    batch_id = plan_writes(target, "plan-only")["batch_id"]
     assert batch_id
     before = len(sandbox.writes())
     env = {**stack["env"], "AIRFLOW_CONN_WAREHOUSE": target.airflow_uri()}

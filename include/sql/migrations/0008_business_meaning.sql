@@ -4,9 +4,15 @@
 --   reference.blocking_reasons  title, owner role and next action of each blocking reason
 --   marts.employee_regions      each employee's region (office -> region, else the office)
 --   marts.billing_totals        items and amount per as-of date, status and currency
---   marts.billing_blocked_by_reason   the same for blocked items, per blocking reason
+--   marts.billing_totals_by_project   the same per project, with its region and billing type
+--   marts.billing_blocked_by_reason   blocked items and amount per reason and currency
+--   marts.billing_blocked_by_reason_and_project   the same per project
 --   marts.billing_blocker_owners      each blocking record with the person who must act
 -- Change a region or a reason's owner with an UPDATE here (or a new migration), not in code.
+-- Who resolved an exception: the check's run that no longer found the record failing
+-- (psops.exception_queue fills it).
+ALTER TABLE ops.exceptions ADD COLUMN IF NOT EXISTS resolved_by text;
+
 CREATE SCHEMA IF NOT EXISTS reference;
 GRANT USAGE ON SCHEMA reference TO psops_analyst;
 ALTER DEFAULT PRIVILEGES IN SCHEMA reference GRANT SELECT ON TABLES TO psops_analyst;
@@ -65,21 +71,40 @@ SELECT e.employee_id, e.location AS office,
 FROM curated.employees e
 LEFT JOIN reference.office_regions r ON r.office = e.location;
 
-CREATE OR REPLACE VIEW marts.billing_totals AS
-SELECT as_of, status, coalesce(currency, '?') AS currency,
-       count(*) AS items, sum(amount) AS amount
-FROM marts.billing_readiness
-GROUP BY as_of, status, coalesce(currency, '?');
+-- The per-project views carry what the finance page filters on (region, project, billing
+-- type); the as-of-wide views add them up.
+CREATE OR REPLACE VIEW marts.billing_totals_by_project AS
+SELECT b.as_of, b.project_code, p.region, b.billing_type, b.status,
+       coalesce(b.currency, '?') AS currency, count(*) AS items, sum(b.amount) AS amount
+FROM marts.billing_readiness b
+LEFT JOIN curated.projects p ON p.project_id = b.project_id
+GROUP BY b.as_of, b.project_code, p.region, b.billing_type, b.status, coalesce(b.currency, '?');
 
--- An item with several reasons counts under each of them.
-CREATE OR REPLACE VIEW marts.billing_blocked_by_reason AS
-SELECT b.as_of, u.reason, coalesce(r.title, u.reason) AS title, r.owner_role,
+CREATE OR REPLACE VIEW marts.billing_totals AS
+SELECT as_of, status, currency, sum(items)::bigint AS items, sum(amount) AS amount
+FROM marts.billing_totals_by_project
+GROUP BY as_of, status, currency;
+
+-- An item with several reasons counts under each of them. A reason missing from
+-- reference.blocking_reasons is its own title.
+CREATE OR REPLACE VIEW marts.billing_blocked_by_reason_and_project AS
+SELECT b.as_of, b.project_code, p.region, b.billing_type, u.reason,
+       coalesce(r.title, u.reason) AS title, r.owner_role,
+       coalesce(r.action, 'see the blocking records') AS action,
        coalesce(b.currency, '?') AS currency, count(*) AS items, sum(b.amount) AS amount
 FROM marts.billing_readiness b
 CROSS JOIN LATERAL unnest(b.blocking_reasons) AS u(reason)
 LEFT JOIN reference.blocking_reasons r ON r.reason = u.reason
+LEFT JOIN curated.projects p ON p.project_id = b.project_id
 WHERE b.status = 'blocked'
-GROUP BY b.as_of, u.reason, r.title, r.owner_role, coalesce(b.currency, '?');
+GROUP BY b.as_of, b.project_code, p.region, b.billing_type, u.reason, r.title, r.owner_role,
+         r.action, coalesce(b.currency, '?');
+
+CREATE OR REPLACE VIEW marts.billing_blocked_by_reason AS
+SELECT as_of, reason, title, owner_role, action, currency,
+       sum(items)::bigint AS items, sum(amount) AS amount
+FROM marts.billing_blocked_by_reason_and_project
+GROUP BY as_of, reason, title, owner_role, action, currency;
 
 -- Each blocking record with the person to chase (lower-case e-mail, or a role).
 CREATE OR REPLACE VIEW marts.billing_blocker_owners AS
@@ -93,11 +118,11 @@ SELECT b.as_of, b.project_code, b.project_id, b.item_type, b.item_id, b.reason,
        CASE
            WHEN r.owner_role = 'finance_erp' THEN 'finance / ERP'
            WHEN r.owner_role = 'author_or_pm' AND coalesce(te.status, x.status) = 'draft'
-                AND coalesce(te.user_email, x.user_email) IS NOT NULL
+                AND nullif(coalesce(te.user_email, x.user_email), '') IS NOT NULL
                THEN lower(coalesce(te.user_email, x.user_email))
-           WHEN r.owner_role = 'author' AND coalesce(te.user_email, x.user_email) IS NOT NULL
+           WHEN r.owner_role = 'author' AND nullif(coalesce(te.user_email, x.user_email), '') IS NOT NULL
                THEN lower(coalesce(te.user_email, x.user_email))
-           ELSE coalesce(lower(p.project_manager_email), 'project manager (none recorded)')
+           ELSE coalesce(lower(nullif(p.project_manager_email, '')), 'project manager (none recorded)')
        END AS who_must_act
 FROM marts.billing_readiness_blockers b
 LEFT JOIN reference.blocking_reasons r ON r.reason = b.reason
@@ -108,5 +133,6 @@ LEFT JOIN curated.expenses x
   ON b.blocking_entity = 'expense' AND x.expense_id = b.blocking_record_id;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA reference TO psops_analyst;
-GRANT SELECT ON marts.employee_regions, marts.billing_totals, marts.billing_blocked_by_reason,
+GRANT SELECT ON marts.employee_regions, marts.billing_totals, marts.billing_totals_by_project,
+                marts.billing_blocked_by_reason, marts.billing_blocked_by_reason_and_project,
                 marts.billing_blocker_owners TO psops_analyst;

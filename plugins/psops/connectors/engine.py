@@ -1,4 +1,5 @@
 """The connector engine: runs one stream of any spec from the API into raw.
+(Just over 300 lines: one stream run's steps share its state, kept in one class.)
 
 For one stream run:
   1. record the run in ops.ingest_runs (status running) and read the watermark;
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg import sql
 
 from psops.connectors import paginators
 from psops.connectors.raw_loader import (
@@ -36,6 +38,7 @@ from psops.connectors.raw_loader import (
 from psops.connectors.request_template import RequestTemplate
 from psops.connectors.source_api_hook import SourceApiError, SourceApiHook
 from psops.connectors.spec import ConnectorSpec, Stream
+from psops.db import scalar
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,10 @@ class StreamResult:
         return asdict(self)
 
 
-def make_hook(spec: ConnectorSpec) -> SourceApiHook:
+def make_hook(spec: ConnectorSpec, max_attempts: int | None = None) -> SourceApiHook:
+    """The HTTP hook of the spec's system (connection, auth style, token path)."""
     return SourceApiHook(http_conn_id=spec.conn_id, auth_style=spec.auth, system=spec.system,
-                         token_path=spec.token_path)
+                         token_path=spec.token_path, max_attempts=max_attempts)
 
 
 class StreamRun:
@@ -93,6 +97,7 @@ class StreamRun:
         self.dag_run_id = dag_run_id
         self.as_of = as_of
         self.hook = hook or make_hook(spec)
+        self.table = sql.Identifier("raw", stream.raw_table)
         self.pages = 0
         self.records = 0
         self.started = time.monotonic()
@@ -103,7 +108,7 @@ class StreamRun:
 
     def execute(self) -> StreamResult:
         self.conn.autocommit = True
-        self.conn.execute(raw_table_ddl(self.stream.table))
+        self.conn.execute(raw_table_ddl(self.stream.raw_table))
         watermark_before = self._read_watermark()
         template = RequestTemplate(self.stream, self.as_of, self.hook.connection.extra_dejson,
                                    self.label)
@@ -169,7 +174,8 @@ class StreamRun:
         page_source = paginators.pages(self.stream, self.hook, template, since)
         last_progress = time.monotonic()
         with self.conn.cursor() as cursor:
-            with cursor.copy(f"COPY {self.stream.table} {COPY_COLUMNS} FROM STDIN") as copy:
+            statement = sql.SQL("COPY {} {} FROM STDIN").format(self.table, COPY_COLUMNS)
+            with cursor.copy(statement) as copy:
                 for records in prefetched(page_source, PREFETCH_PAGES):
                     if records:
                         copy.write(encoder.encode(records))
@@ -187,25 +193,23 @@ class StreamRun:
     # -- ops bookkeeping -------------------------------------------------------
 
     def _read_watermark(self) -> datetime | None:
-        row = self.conn.execute(
-            "SELECT watermark FROM ops.watermarks WHERE system = %s AND stream = %s",
-            (self.spec.system, self.stream.name)).fetchone()
-        return row[0] if row else None
+        return scalar(self.conn,
+                      "SELECT watermark FROM ops.watermarks WHERE system = %s AND stream = %s",
+                      (self.spec.system, self.stream.name))
 
     def _start_run(self, watermark_before, template: RequestTemplate) -> int:
         window = (template.values.get("window_start"), template.values.get("window_end"))
-        return self.conn.execute(
+        return scalar(self.conn,
             """INSERT INTO ops.ingest_runs (dag_id, dag_run_id, system, stream, mode, status,
                                             window_start, window_end, watermark_before)
                VALUES (%s, %s, %s, %s, %s, 'running', %s, %s, %s) RETURNING id""",
             (self.dag_id, self.dag_run_id, self.spec.system, self.stream.name,
-             "snapshot" if self.stream.snapshot else "incremental", *window, watermark_before),
-        ).fetchone()[0]
+             "snapshot" if self.stream.snapshot else "incremental", *window, watermark_before))
 
     def _distinct_loaded(self, run_id: int) -> int:
-        return self.conn.execute(
-            f"SELECT count(DISTINCT record_id) FROM {self.stream.table} WHERE run_id = %s",
-            (run_id,)).fetchone()[0]
+        return scalar(self.conn, sql.SQL(
+            "SELECT count(DISTINCT record_id) FROM {} WHERE run_id = %s").format(self.table),
+            (run_id,))
 
     def _keep_new_versions_only(self, run_id: int, watermark_before) -> int:
         """Drop rows that repeat a version raw already holds; return the rows kept."""
@@ -214,20 +218,19 @@ class StreamRun:
         repeats_earlier_run = watermark_before is not None and not self.stream.snapshot
         if repeats_within_run or repeats_earlier_run:
             self.conn.execute(
-                drop_repeated_copies_sql(self.stream.table, across_runs=repeats_earlier_run),
+                drop_repeated_copies_sql(self.stream.raw_table, across_runs=repeats_earlier_run),
                 {"run_id": run_id, "watermark_before": watermark_before})
-            rows = self.conn.execute(
-                f"SELECT count(*) FROM {self.stream.table} WHERE run_id = %s",
-                (run_id,)).fetchone()[0]
+            rows = scalar(self.conn, sql.SQL(
+                "SELECT count(*) FROM {} WHERE run_id = %s").format(self.table), (run_id,))
         return rows
 
     def _finish_run(self, run_id: int, watermark_before, passes: int) -> datetime | None:
         """Inside the load transaction: advance the watermark, record the metrics."""
         watermark_after = watermark_before
         if not self.stream.snapshot:
-            loaded_max = self.conn.execute(
-                f"SELECT max(source_updated_at) FROM {self.stream.table} WHERE run_id = %s",
-                (run_id,)).fetchone()[0]
+            loaded_max = scalar(self.conn, sql.SQL(
+                "SELECT max(source_updated_at) FROM {} WHERE run_id = %s").format(self.table),
+                (run_id,))
             if loaded_max is not None and (watermark_before is None or loaded_max > watermark_before):
                 watermark_after = loaded_max
             if watermark_after is not None:

@@ -1,40 +1,38 @@
 """Builds one ingest DAG per connector spec: a task per stream, then the Asset.
 
 Imported by the thin files dags/psops_ingest_<system>.py at parse time, so it
-only reads the YAML spec and imports airflow.sdk; the engine, HTTP and
-psycopg are imported inside the tasks.
+only reads the YAML spec (through psops.catalogue) and imports airflow.sdk; the
+engine, HTTP and psycopg are imported inside the tasks.
 """
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Asset, dag, task
 
-from psops.connectors.spec import ConnectorSpec, load_spec
-from psops.dag_defaults import ERP_POOL, START_DATE, dagrun_timeout, default_args
+from psops import catalogue
+from psops.connectors.spec import ConnectorSpec
+from psops.dag_defaults import dag_arguments
 from psops.oncall import sources_deadline_alert
-
-# Systems whose API allows only a few requests in flight: their stream tasks share a pool.
-POOLS = {"erp": ERP_POOL}
+from psops.settings import INGEST_SCHEDULE
 
 
 def ingest_schedule() -> str | None:
     """`PSOPS_INGEST_SCHEDULE` (a cron expression or preset, default `@daily`); `none` when
     something outside Airflow triggers the ingests (REST API, tests)."""
-    value = os.environ.get("PSOPS_INGEST_SCHEDULE", "@daily").strip()
-    return None if value.lower() in {"", "none"} else value
+    value = INGEST_SCHEDULE.text()
+    return None if value.lower() == "none" else value
 
 
 def ingest_doc(spec: ConnectorSpec) -> str:
-    pool_note = (f" Stream tasks share the Airflow pool `{POOLS[spec.system]}` with every "
-                 f"other task calling the {spec.title}." if spec.system in POOLS else "")
+    pool = catalogue.request_pool(spec.system)
+    pool_note = (f" Stream tasks share the Airflow pool `{pool}` with every "
+                 f"other task calling the {spec.title}." if pool else "")
     rows = "\n".join(
         f"| `{s.name}` | `{s.table}` | {s.paginator.type} | "
         f"{'full snapshot' if s.snapshot else f'incremental on `{s.cursor_field}`, {s.overlap_minutes} min overlap'} |"
         for s in spec.streams)
     return f"""
-### psops_ingest_{spec.system}: {spec.title} → warehouse `raw`
+### {catalogue.ingest_dag_id(spec.system)}: {spec.title} → warehouse `raw`
 
 Copies the {spec.title}'s records into the warehouse on its schedule
 (`PSOPS_INGEST_SCHEDULE`, default daily), one task per stream, then marks the Asset `{spec.asset}` updated so that `psops_transform`
@@ -61,7 +59,7 @@ loaded" there too.{pool_note}
 
 
 def build_ingest_dag(system: str):
-    spec = load_spec(system)
+    spec = catalogue.system(system)
 
     @task
     def load_stream(stream_name: str, **context) -> dict:
@@ -76,21 +74,19 @@ def build_ingest_dag(system: str):
         return publish_summary(system, results)
 
     @dag(
-        dag_id=f"psops_ingest_{system}",
+        dag_id=catalogue.ingest_dag_id(system),
         schedule=ingest_schedule(),
-        start_date=START_DATE,
-        catchup=False,
+        **dag_arguments(),
         max_active_runs=1,
-        max_active_tasks=spec.max_active_streams or 16,
-        default_args=default_args(),
-        dagrun_timeout=dagrun_timeout(),
+        max_active_tasks=spec.max_requests_in_flight or 16,
         deadline=sources_deadline_alert(system),
         tags=["psops", "ingest", system],
         doc_md=ingest_doc(spec),
     )
     def ingest():
-        pool = {"pool": POOLS[system]} if system in POOLS else {}
-        results = [load_stream.override(task_id=stream.task_id, **pool)(stream.name)
+        pool = catalogue.request_pool(system)
+        pool_args = {"pool": pool} if pool else {}
+        results = [load_stream.override(task_id=stream.task_id, **pool_args)(stream.name)
                    for stream in spec.streams]
         publish.override(outlets=[Asset(spec.asset)])(results)
 

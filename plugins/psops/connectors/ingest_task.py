@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 
+from psops import catalogue
 from psops.connectors.engine import StreamRun
-from psops.connectors.spec import load_spec
 from psops.dag_defaults import as_of_date
-from psops.warehouse_hook import warehouse_connection
+from psops.db import warehouse_connection
 
 log = logging.getLogger(__name__)
 
 
 def run_stream_task(system: str, stream_name: str, context) -> dict:
-    spec = load_spec(system)
+    spec = catalogue.system(system)
     with warehouse_connection(autocommit=True) as conn:
         result = StreamRun(
             spec, spec.stream(stream_name), conn,

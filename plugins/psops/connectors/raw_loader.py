@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import orjson
+from psycopg import sql
 
 from psops.connectors.request_template import parse_time
-from psops.connectors.spec import Stream, load_spec
+from psops.connectors.spec import Stream
 
-SYSTEMS = ("crm", "psa", "erp", "hris")
-COPY_COLUMNS = "(record_id, source_updated_at, payload, run_id)"
+COPY_COLUMNS = sql.SQL("(record_id, source_updated_at, payload, run_id)")
 
 
-def raw_table_ddl(table: str) -> str:
-    short = table.split(".")[1]
-    return f"""
+def raw_table_ddl(raw_table: str) -> sql.Composed:
+    """Create raw.<raw_table> and its indexes (idempotent)."""
+    return sql.SQL("""
         CREATE TABLE IF NOT EXISTS {table} (
             record_id         text NOT NULL,
             source_updated_at timestamptz,
@@ -30,12 +30,14 @@ def raw_table_ddl(table: str) -> str:
             loaded_at         timestamptz NOT NULL DEFAULT now(),
             load_seq          bigint GENERATED ALWAYS AS IDENTITY
         );
-        CREATE INDEX IF NOT EXISTS {short}_run_brin ON {table} USING brin (run_id);
-        CREATE INDEX IF NOT EXISTS {short}_seq_brin ON {table} USING brin (load_seq);
-    """
+        CREATE INDEX IF NOT EXISTS {run_index} ON {table} USING brin (run_id);
+        CREATE INDEX IF NOT EXISTS {seq_index} ON {table} USING brin (load_seq);
+    """).format(table=sql.Identifier("raw", raw_table),
+                run_index=sql.Identifier(f"{raw_table}_run_brin"),
+                seq_index=sql.Identifier(f"{raw_table}_seq_brin"))
 
 
-def drop_repeated_copies_sql(table: str, across_runs: bool) -> str:
+def drop_repeated_copies_sql(raw_table: str, across_runs: bool) -> sql.Composed:
     """Delete this run's rows that repeat a version already in raw: the same record and
     update time loaded earlier in this run (overlapping pages, duplicate copies) or, with
     `across_runs`, by an earlier run. Only rows at or before the previous watermark can
@@ -48,7 +50,7 @@ def drop_repeated_copies_sql(table: str, across_runs: bool) -> str:
     else:
         candidates = "TRUE"
         earlier = "(old.run_id = new.run_id AND old.load_seq < new.load_seq)"
-    return f"""
+    return sql.SQL("""
         DELETE FROM {table} AS new
         USING {table} AS old
         WHERE new.run_id = %(run_id)s
@@ -57,14 +59,8 @@ def drop_repeated_copies_sql(table: str, across_runs: bool) -> str:
           AND old.source_updated_at IS NOT DISTINCT FROM new.source_updated_at
           AND old.payload = new.payload
           AND {earlier}
-    """
-
-
-def ensure_raw_tables(conn, systems=SYSTEMS) -> None:
-    """Create the raw table of every stream of every spec (idempotent)."""
-    for system in systems:
-        for stream in load_spec(system).streams:
-            conn.execute(raw_table_ddl(stream.table))
+    """).format(table=sql.Identifier("raw", raw_table), candidates=sql.SQL(candidates),
+                earlier=sql.SQL(earlier))
 
 
 def _copy_text(value) -> bytes:

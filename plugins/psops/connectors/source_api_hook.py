@@ -19,7 +19,6 @@ Secrets never reach a log line: only method, path and status are logged.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -30,14 +29,14 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from requests.auth import HTTPBasicAuth
 
+from psops.settings import HTTP_BACKOFF_BASE_SECONDS, HTTP_MAX_ATTEMPTS
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "psops/0.1 (+airflow; professional-services ops pipeline)"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 MAX_RETRY_AFTER_S = 120.0
-BACKOFF_BASE_S = float(os.environ.get("PSOPS_HTTP_BACKOFF_BASE_SECONDS", "0.5"))
 BACKOFF_CAP_S = 30.0
-MAX_ATTEMPTS = int(os.environ.get("PSOPS_HTTP_MAX_ATTEMPTS", "8"))
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 
 
@@ -63,13 +62,13 @@ class SourceApiHook(HttpHook):
 
     def __init__(self, http_conn_id: str, auth_style: str, system: str,
                  token_path: str | None = None, timeout=DEFAULT_TIMEOUT,
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int | None = None) -> None:
         super().__init__(method="GET", http_conn_id=http_conn_id)
         self.auth_style = auth_style
         self.system = system
         self.token_path = token_path
         self.timeout = timeout
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts or HTTP_MAX_ATTEMPTS.integer()
         self.metrics = RequestMetrics()
         self._session: requests.Session | None = None
         self._connection = None
@@ -259,7 +258,8 @@ class SourceApiHook(HttpHook):
         if retry_after is not None:
             delay = min(retry_after, MAX_RETRY_AFTER_S)
         else:
-            delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
+            first_backoff = HTTP_BACKOFF_BASE_SECONDS.number()
+            delay = random.uniform(0, min(BACKOFF_CAP_S, first_backoff * 2 ** (attempt - 1)))
         self.metrics.retries += 1
         log.warning("%s %s %s: %s; attempt %d of %d, retrying in %.2f s",
                     self.system.upper(), method, path, reason, attempt, self.max_attempts, delay)

@@ -19,15 +19,20 @@ and the field.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import yaml
 
-SPECS_DIR = Path(__file__).resolve().parents[3] / "include" / "connectors"
+from psops.settings import CONNECTORS_DIR
+
 AUTH_STYLES = {"bearer", "bearer_account", "oauth2_client_credentials", "basic_api_key"}
 PAGINATOR_TYPES = {"body_cursor", "next_link", "offset_has_more", "single_response"}
+ENTITY_FIELDS = {"name", "table", "key", "critical"}
+# Entity names, tables and keys become SQL identifiers and rule ids: plain lower-case names.
+SQL_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class SpecError(ValueError):
@@ -55,6 +60,20 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Entity:
+    """The business entity a stream feeds: staging.<table> and curated.<table>."""
+
+    name: str  # rule-id prefix, e.g. time_entry
+    table: str  # staging./curated. table name, e.g. time_entries
+    key: str  # primary-key column = the source id
+    source_system: str
+    raw_table: str  # raw.<raw_table> = <system>_<stream>
+    load: str  # incremental | snapshot
+    stream: str  # ops.ingest_runs.stream
+    critical: bool = False  # an empty table stops the marts
+
+
+@dataclass(frozen=True)
 class Stream:
     system: str
     name: str
@@ -69,10 +88,16 @@ class Stream:
     overlap_minutes: int
     snapshot: bool
     window: Window | None
+    entity: Entity
+
+    @property
+    def raw_table(self) -> str:
+        """The raw table's name in schema `raw`."""
+        return f"{self.system}_{self.name}"
 
     @property
     def table(self) -> str:
-        return f"raw.{self.system}_{self.name}"
+        return f"raw.{self.raw_table}"
 
     @property
     def task_id(self) -> str:
@@ -88,7 +113,7 @@ class ConnectorSpec:
     asset: str
     streams: tuple[Stream, ...]
     token_path: str | None = None
-    max_active_streams: int | None = None
+    max_requests_in_flight: int | None = None  # > 0: an Airflow pool guards the API
     source: Path = field(default=Path("?"), compare=False)
 
     def stream(self, name: str) -> Stream:
@@ -114,8 +139,31 @@ def _required(mapping: dict, key: str, where: str):
     return mapping[key]
 
 
+def _sql_name(mapping: dict, key: str, where: str) -> str:
+    value = _required(mapping, key, where)
+    if not isinstance(value, str) or not SQL_NAME.fullmatch(value):
+        raise SpecError(f"{where}: `{key}` must be a lower-case SQL name, not {value!r}")
+    return value
+
+
+def _parse_entity(system: str, stream: str, snapshot: bool, raw, where: str) -> Entity:
+    where = f"{where} entity"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: `entity` is required: {{name, table, key}} of the staging table")
+    unknown = set(raw) - ENTITY_FIELDS
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {sorted(unknown)}; allowed {sorted(ENTITY_FIELDS)}")
+    names = {key: _sql_name(raw, key, where) for key in ("name", "table", "key")}
+    critical = raw.get("critical", False)
+    if not isinstance(critical, bool):
+        raise SpecError(f"{where}: `critical` must be true or false, not {critical!r}")
+    return Entity(
+        **names, source_system=system, raw_table=f"{system}_{stream}",
+        load="snapshot" if snapshot else "incremental", stream=stream, critical=critical)
+
+
 def _parse_stream(system: str, raw: dict, where: str) -> Stream:
-    name = _required(raw, "name", where)
+    name = _sql_name(raw, "name", where)
     where = f"{where} stream {name!r}"
     request = _required(raw, "request", where)
     paginator_raw = _required(raw, "paginator", where)
@@ -144,6 +192,7 @@ def _parse_stream(system: str, raw: dict, where: str) -> Stream:
         overlap_minutes=int(raw.get("overlap_minutes", 0)),
         snapshot=snapshot,
         window=window,
+        entity=_parse_entity(system, name, snapshot, raw.get("entity"), where),
     )
 
 
@@ -156,7 +205,9 @@ def parse_spec(path: Path) -> ConnectorSpec:
     auth = _required(raw, "auth", where)
     if auth not in AUTH_STYLES:
         raise SpecError(f"{where}: auth must be one of {sorted(AUTH_STYLES)}, not {auth!r}")
-    system = _required(raw, "system", where)
+    system = _sql_name(raw, "system", where)
+    if system != path.stem:
+        raise SpecError(f"{where}: `system` must be the file's name ({path.stem!r}), not {system!r}")
     defaults = raw.get("stream_defaults") or {}
     streams = tuple(
         _parse_stream(system, _merge(defaults, stream_raw), where)
@@ -173,14 +224,14 @@ def parse_spec(path: Path) -> ConnectorSpec:
         asset=_required(raw, "asset", where),
         streams=streams,
         token_path=raw.get("token_path"),
-        max_active_streams=raw.get("max_active_streams"),
+        max_requests_in_flight=raw.get("max_requests_in_flight"),
         source=path,
     )
 
 
 @cache
 def load_spec(system: str) -> ConnectorSpec:
-    path = SPECS_DIR / f"{system}.yaml"
+    path = CONNECTORS_DIR / f"{system}.yaml"
     if not path.exists():
         raise SpecError(f"no connector spec {path}")
     return parse_spec(path)

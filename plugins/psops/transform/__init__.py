@@ -1,6 +1,6 @@
 """psops_transform: raw -> staging -> quality gates -> curated -> marts.
 
-Entry points (see runner.py): stage_records, run_quality_gates, publish,
-run_transform. Nothing here imports Airflow, Great Expectations or pandas at
-module level.
+The steps (steps.py) are what the DAG's tasks call; runner.run_transform calls them in
+order (tests, benchmarks). Nothing here imports Airflow, Great Expectations or pandas
+at module level.
 """

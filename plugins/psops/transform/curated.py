@@ -10,6 +10,10 @@ the winning raw copy of each record: latest source_updated_at, then highest load
 Curated is then synchronised with staging by a set-based diff: rows that changed or are
 now quarantined are deleted, missing non-quarantined rows inserted, unchanged rows left
 alone (so a re-run writes nothing).
+
+The entities come from psops.catalogue (the connector specs). An entity added there has
+no migration: its staging table is created from the shape of its SQL file's result (key
+= primary key) and its curated table like it, in the stage step's transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from __future__ import annotations
 import logging
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
-from psops.transform.rules import Catalogue, Entity, load_catalogue
+from psops.catalogue import Entity
+from psops.connectors.raw_loader import raw_table_ddl
+from psops.db import scalar
+from psops.transform.rules import Catalogue, load_catalogue
 from psops.transform.sql_files import read_sql
 
 log = logging.getLogger(__name__)
@@ -28,25 +36,24 @@ EMPLOYEE_RESOLVED_TABLES = ("time_entries", "expenses", "assignments")
 
 
 def _table_exists(conn, schema: str, table: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0]
+    return scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",))
 
 
 def _columns(conn, schema: str, table: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        (schema, table),
-    ).fetchall()
-    return [r[0] for r in rows]
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, table)).fetchall()
+    return [row["column_name"] for row in rows]
 
 
 def latest_succeeded_run(conn, system: str, stream: str) -> int | None:
-    row = conn.execute(
+    return scalar(
+        conn,
         "SELECT id FROM ops.ingest_runs WHERE system = %s AND stream = %s AND status = 'succeeded' "
         "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
-        (system, stream),
-    ).fetchone()
-    return row[0] if row else None
+        (system, stream))
 
 
 def _latest_raw_cte(raw_table: str, condition: sql.Composable) -> sql.Composed:
@@ -64,6 +71,29 @@ def _insert_from_file(target: sql.Composable, columns: list[str], file_sql: str,
     )
 
 
+def _staging_sql(entity: Entity) -> str:
+    return read_sql(f"curated/{entity.table}.sql")
+
+
+def ensure_entity_tables(conn, entity: Entity) -> bool:
+    """Create staging.<table> and curated.<table> of an entity that has none yet (and
+    its raw table, whose columns the SQL file reads); True when created."""
+    if _table_exists(conn, "staging", entity.table):
+        return False
+    conn.execute(raw_table_ddl(entity.raw_table))
+    staging = sql.Identifier("staging", entity.table)
+    conn.execute(sql.SQL("CREATE TABLE {staging} AS {cte} SELECT * FROM ({body}) x WITH NO DATA")
+                 .format(staging=staging, cte=_latest_raw_cte(entity.raw_table, sql.SQL("false")),
+                         body=sql.SQL(_staging_sql(entity))))
+    conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})")
+                 .format(staging, sql.Identifier(entity.key)))
+    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING ALL)")
+                 .format(sql.Identifier("curated", entity.table), staging))
+    log.info("created staging.%s and curated.%s for the new entity %s",
+             entity.table, entity.table, entity.name)
+    return True
+
+
 def stage_snapshot(conn, entity: Entity) -> int:
     """Rebuild staging.<table> from the latest succeeded run of the HRIS stream."""
     table = sql.Identifier("staging", entity.table)
@@ -72,9 +102,8 @@ def stage_snapshot(conn, entity: Entity) -> int:
     if run_id is None or not _table_exists(conn, "raw", entity.raw_table):
         return 0
     cte = _latest_raw_cte(entity.raw_table, sql.SQL("run_id = {}").format(sql.Literal(run_id)))
-    statement = _insert_from_file(
-        table, _columns(conn, "staging", entity.table), read_sql(f"curated/{entity.table}.sql"), cte
-    )
+    statement = _insert_from_file(table, _columns(conn, "staging", entity.table),
+                                  _staging_sql(entity), cte)
     return conn.execute(statement).rowcount
 
 
@@ -97,10 +126,8 @@ def stage_cost_rates(conn, employee: Entity) -> int:
 def _high_water_bounds(conn, entity: Entity) -> tuple[int, int]:
     """(low, high]: raw rows to stage now. `high` stays below any row of a still running
     ingest run, whose rows (lower load_seq, later commit) must not be skipped for ever."""
-    row = conn.execute(
-        "SELECT last_load_seq FROM ops.transform_watermarks WHERE entity = %s", (entity.name,)
-    ).fetchone()
-    low = row[0] if row else 0
+    low = scalar(conn, "SELECT last_load_seq FROM ops.transform_watermarks WHERE entity = %s",
+                 (entity.name,), default=0)
     query = sql.SQL(
         """SELECT coalesce(max(r.load_seq), %(low)s)
            FROM raw.{t} r
@@ -111,7 +138,7 @@ def _high_water_bounds(conn, entity: Entity) -> tuple[int, int]:
                     WHERE x.load_seq > %(low)s),
                    9223372036854775807)"""
     ).format(t=sql.Identifier(entity.raw_table))
-    high = conn.execute(query, {"low": low}).fetchone()[0]
+    high = scalar(conn, query, {"low": low})
     return low, high
 
 
@@ -127,8 +154,7 @@ def stage_incremental(conn, entity: Entity) -> int:
         sql.SQL("load_seq > {} AND load_seq <= {}").format(sql.Literal(low), sql.Literal(high)),
     )
     statement = _insert_from_file(
-        sql.Identifier("staging", entity.table), columns,
-        read_sql(f"curated/{entity.table}.sql"), cte,
+        sql.Identifier("staging", entity.table), columns, _staging_sql(entity), cte,
     ) + sql.SQL(
         " ON CONFLICT ({key}) DO UPDATE SET {sets} "
         "WHERE (coalesce(EXCLUDED.source_updated_at, '-infinity'), EXCLUDED.load_seq) "
@@ -169,6 +195,8 @@ def resolve_employees(conn) -> int:
 def stage_all(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
     """Stage every entity; returns rows written per entity. Call inside a transaction."""
     catalogue = catalogue or load_catalogue()
+    for entity in catalogue.entities.values():
+        ensure_entity_tables(conn, entity)
     written: dict[str, int] = {}
     snapshots = [e for e in catalogue.entities.values() if e.load == "snapshot"]
     for entity in snapshots:  # HRIS first: PSA users resolve against employees
@@ -181,14 +209,15 @@ def stage_all(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
     return written
 
 
-def staged_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
+def row_counts(conn, schema: str, catalogue: Catalogue | None = None) -> dict[str, int]:
+    """Entity -> rows of its table in `schema` (staging or curated)."""
     catalogue = catalogue or load_catalogue()
-    return {
-        e.name: conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("staging", e.table))
-        ).fetchone()[0]
-        for e in catalogue.entities.values()
-    }
+    counts = {}
+    for entity in catalogue.entities.values():
+        query = sql.SQL("SELECT count(*) AS n FROM {}").format(
+            sql.Identifier(schema, entity.table))
+        counts[entity.name] = scalar(conn, query)
+    return counts
 
 
 def publishable_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
@@ -196,11 +225,11 @@ def publishable_counts(conn, catalogue: Catalogue | None = None) -> dict[str, in
     catalogue = catalogue or load_catalogue()
     counts = {}
     for e in catalogue.entities.values():
-        counts[e.name] = conn.execute(sql.SQL(
+        counts[e.name] = scalar(conn, sql.SQL(
             "SELECT count(*) FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM ops.quarantined_records q "
             "WHERE q.entity = {name} AND q.record_key = s.{key}::text)"
         ).format(t=sql.Identifier("staging", e.table), name=sql.Literal(e.name),
-                 key=sql.Identifier(e.key))).fetchone()[0]
+                 key=sql.Identifier(e.key)))
     return counts
 
 
@@ -229,13 +258,3 @@ def publish_curated(conn, catalogue: Catalogue | None = None) -> dict[str, dict[
         ).format(q=quarantined.format(alias=sql.Identifier("s"), **params), **params)).rowcount
         report[e.name] = {"deleted": deleted, "inserted": inserted}
     return report
-
-
-def curated_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
-    catalogue = catalogue or load_catalogue()
-    return {
-        e.name: conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("curated", e.table))
-        ).fetchone()[0]
-        for e in catalogue.entities.values()
-    }

@@ -12,10 +12,14 @@ source's latest load.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-SYSTEMS = ("crm", "psa", "erp", "hris")
+from psops.catalogue import system_names
+
+log = logging.getLogger(__name__)
+
 CUTOFF_RUN_TYPE = "scheduled"
 
 LATEST_INGESTS_SQL = """
@@ -40,7 +44,7 @@ class SourcesDecision:
 def decide(run_type: str, as_of: date, latest_ingests: dict[str, datetime | None],
            latest_publish: datetime | None) -> SourcesDecision:
     """Whether a transform run goes ahead (see the module docstring)."""
-    stale = tuple(system for system in SYSTEMS
+    stale = tuple(system for system in system_names()
                   if latest_ingests.get(system) is None
                   or latest_ingests[system].astimezone(UTC).date() < as_of)
     if run_type != CUTOFF_RUN_TYPE:
@@ -60,24 +64,21 @@ def decide(run_type: str, as_of: date, latest_ingests: dict[str, datetime | None
 
 
 def read_state(conn) -> tuple[dict[str, datetime | None], datetime | None]:
-    latest = {system: None for system in SYSTEMS}
+    """The latest succeeded ingest of each system, and the latest published marts."""
+    latest = dict.fromkeys(system_names())
     latest.update(dict(conn.execute(LATEST_INGESTS_SQL).fetchall()))
-    return latest, conn.execute(LATEST_PUBLISH_SQL).fetchone()[0]
+    (latest_publish,) = conn.execute(LATEST_PUBLISH_SQL).fetchone()
+    return latest, latest_publish
 
 
-def sources_ready_task(context) -> bool:
-    """The DAG's short-circuit task: log the decision, return whether to go ahead."""
-    import logging
-
-    from psops.dag_defaults import as_of_date
-    from psops.warehouse_hook import warehouse_connection
+def sources_ready(run_type: str, as_of: date) -> bool:
+    """The DAG's short-circuit step: decide from the warehouse, log the decision (a
+    warning when it goes ahead without some sources), return whether to go ahead."""
+    from psops.db import warehouse_connection
 
     with warehouse_connection(autocommit=True) as conn:
         latest_ingests, latest_publish = read_state(conn)
-    run_type = context["dag_run"].run_type
-    decision = decide(str(getattr(run_type, "value", run_type)), as_of_date(context),
-                      latest_ingests, latest_publish)
-    logger = logging.getLogger(__name__)
-    (logger.warning if decision.stale and decision.run else logger.info)(
+    decision = decide(run_type, as_of, latest_ingests, latest_publish)
+    (log.warning if decision.stale and decision.run else log.info)(
         "psops_transform %s: %s", "goes ahead" if decision.run else "skipped", decision.reason)
     return decision.run

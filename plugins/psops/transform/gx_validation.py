@@ -15,18 +15,11 @@ import logging
 from datetime import date
 from pathlib import Path
 
+from psops.settings import SUITES_DIR
 from psops.transform.quality import GateReport
-from psops.transform.rules import AS_OF_TOKEN, SUITES_DIR, load_catalogue
+from psops.transform.rules import AS_OF_TOKEN, load_catalogue
 
 log = logging.getLogger(__name__)
-
-
-def sqlalchemy_url(uri: str) -> str:
-    """postgres://... or postgresql://... -> postgresql+psycopg://..."""
-    for prefix in ("postgresql+psycopg://", "postgres://", "postgresql://"):
-        if uri.startswith(prefix):
-            return "postgresql+psycopg://" + uri[len(prefix):]
-    raise ValueError("expected a postgres:// or postgresql:// URI for the warehouse")
 
 
 def load_suite_dicts(as_of: date, directory: Path = SUITES_DIR) -> dict[str, dict]:
@@ -62,14 +55,17 @@ def _build_context(url: str, docs_dir: Path):
     return gx, context, datasource
 
 
-def run_gx(url: str, as_of: date, docs_dir: Path) -> list[dict]:
-    """Validate every suite; return one dict per expectation result."""
+def run_gx(as_of: date, docs_dir: Path) -> list[dict]:
+    """Validate every suite in the `warehouse` connection's database; return one dict
+    per expectation result."""
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
 
+    from psops.db import sqlalchemy_url
+
     catalogue = load_catalogue()
-    gx, context, datasource = _build_context(sqlalchemy_url(url), docs_dir)
+    gx, context, datasource = _build_context(sqlalchemy_url(), docs_dir)
     definitions = []
     for name, suite_json in load_suite_dicts(as_of).items():
         entity = catalogue.entity(name)
@@ -92,35 +88,38 @@ def run_gx(url: str, as_of: date, docs_dir: Path) -> list[dict]:
         result_format={"result_format": "SUMMARY"},
     ))
     outcome = checkpoint.run()
-    rows = []
-    for validation in outcome.run_results.values():
-        suite_name = validation.suite_name
-        for r in validation.results:
-            cfg = r.expectation_config
-            result = r.result or {}
-            rows.append({
-                "suite": suite_name,
-                "rule_id": (cfg.meta or {}).get("rule_id"),
-                "severity": (cfg.meta or {}).get("severity"),
-                "expectation_type": cfg.type,
-                "success": bool(r.success),
-                "element_count": result.get("element_count"),
-                "unexpected_count": result.get("unexpected_count",
-                                               result.get("observed_value")
-                                               if cfg.type == "unexpected_rows_expectation" else None),
-                "partial_unexpected": result.get("partial_unexpected_list")
-                                      or result.get("details", {}).get("unexpected_rows"),
-                "exception": (r.exception_info or {}).get("exception_message")
-                             if isinstance(r.exception_info, dict) else None,
-            })
-    return rows
+    return [_result_row(validation.suite_name, expectation_result)
+            for validation in outcome.run_results.values()
+            for expectation_result in validation.results]
 
 
-def validate_suites(conn, url: str, as_of: date, run_id: int | None, docs_dir: Path,
+def _result_row(suite_name: str, expectation_result) -> dict:
+    config = expectation_result.expectation_config
+    meta = config.meta or {}
+    result = expectation_result.result or {}
+    exception_info = expectation_result.exception_info
+    observed = result.get("observed_value") if config.type == "unexpected_rows_expectation" \
+        else None
+    return {
+        "suite": suite_name,
+        "rule_id": meta.get("rule_id"),
+        "severity": meta.get("severity"),
+        "expectation_type": config.type,
+        "success": bool(expectation_result.success),
+        "element_count": result.get("element_count"),
+        "unexpected_count": result.get("unexpected_count", observed),
+        "partial_unexpected": result.get("partial_unexpected_list")
+                              or result.get("details", {}).get("unexpected_rows"),
+        "exception": (exception_info or {}).get("exception_message")
+                     if isinstance(exception_info, dict) else None,
+    }
+
+
+def validate_suites(conn, as_of: date, run_id: int | None, docs_dir: Path,
                     report: GateReport | None = None) -> list[dict]:
     """Run GX and keep the results in ops.quality_results (with the SQL failing count)."""
-    rows = run_gx(url, as_of, docs_dir)
-    sql_counts = {r.rule_id: r.failing for r in report.rules} if report else {}
+    rows = run_gx(as_of, docs_dir)
+    sql_counts = {rule.rule_id: rule.failing for rule in report.rules} if report else {}
     with conn.transaction():
         for row in rows:
             conn.execute(
@@ -136,9 +135,9 @@ def validate_suites(conn, url: str, as_of: date, run_id: int | None, docs_dir: P
                  json.dumps(row["partial_unexpected"], default=str),
                  sql_counts.get(row["rule_id"])),
             )
-    failed = [r for r in rows if not r["success"]]
+    failed = [row for row in rows if not row["success"]]
     log.info("GX: %d expectations over %d suites, %d failed; Data Docs in %s",
-             len(rows), len({r["suite"] for r in rows}), len(failed), docs_dir)
+             len(rows), len({row["suite"] for row in rows}), len(failed), docs_dir)
     return rows
 
 

@@ -5,30 +5,37 @@ from __future__ import annotations
 
 from datetime import date
 
-from psops.transform.sql_files import SQL_DIR, read_sql, statements
+from psycopg import sql
 
-MART_TABLES = (
-    "marts.utilization_weekly",
-    "marts.timesheet_compliance",
-    "marts.billing_readiness_blockers",
-    "marts.billing_readiness",
-    "marts.process_kpis",
-    "marts.project_margin",
+from psops.settings import SQL_DIR
+from psops.transform.sql_files import read_sql, statements
+
+MART_TABLES = (  # in schema `marts`
+    "utilization_weekly",
+    "timesheet_compliance",
+    "billing_readiness_blockers",
+    "billing_readiness",
+    "process_kpis",
+    "project_margin",
 )
 
 
 def mart_files() -> list[str]:
-    return [f"marts/{p.name}" for p in sorted((SQL_DIR / "marts").glob("[0-9][0-9]_*.sql"))]
+    return [f"marts/{path.name}" for path in sorted((SQL_DIR / "marts").glob("[0-9][0-9]_*.sql"))]
 
 
 def build_marts(conn, as_of: date) -> dict[str, int]:
-    """Call inside a transaction. Returns the row count of each mart for as_of."""
+    """Call inside a transaction. Returns the row count of each mart table for as_of."""
     for table in MART_TABLES:
-        conn.execute(f"DELETE FROM {table} WHERE as_of = %s", (as_of,))
+        conn.execute(sql.SQL("DELETE FROM {} WHERE as_of = %s")
+                     .format(sql.Identifier("marts", table)), (as_of,))
     for name in mart_files():
         for statement in statements(read_sql(name)):
             conn.execute(statement, {"as_of": as_of})
-    return {
-        table: conn.execute(f"SELECT count(*) FROM {table} WHERE as_of = %s", (as_of,)).fetchone()[0]
-        for table in MART_TABLES
-    }
+    return {table: _count(conn, table, as_of) for table in MART_TABLES}
+
+
+def _count(conn, table: str, as_of: date) -> int:
+    (count,) = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE as_of = %s")
+                            .format(sql.Identifier("marts", table)), (as_of,)).fetchone()
+    return count

@@ -1,11 +1,8 @@
 """Quality gates, SQL side: every failing record of every rule -> ops.exceptions.
 
-Exception lifecycle (warehouse contract): one OPEN row per (rule_id, entity,
-record_key) - enforced by a partial unique index - whose last_seen_at is bumped each
-time a run of its rule sees it again; when a later run of the same rule no longer finds
-the record, the row becomes `resolved`. A rule resolves only its own rows. A record
-with an open `error` exception is quarantined (ops.quarantined_records), i.e. left out
-of curated and marts.
+Each rule's failing records go to the exception queue (psops.exception_queue owns its
+lifecycle). A record with an open `error` exception is quarantined
+(ops.quarantined_records), i.e. left out of curated and marts.
 
 Critical gates (stop the marts, publish nothing): an empty critical entity (employees),
 or a curated entity that would fall by more than half against the previous successful
@@ -19,7 +16,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
+from psops import exception_queue
+from psops.exception_queue import ExceptionRule
 from psops.transform.curated import publishable_counts
 from psops.transform.rules import Catalogue, Rule, failing_records_sql, load_catalogue
 
@@ -62,50 +62,15 @@ class GateReport:
         return sum(r.resolved for r in self.rules)
 
 
-_APPLY_RULE = """
-WITH hits AS ({failing}),
-opened AS (
-    INSERT INTO ops.exceptions AS e
-        (rule_id, severity, source_system, entity, record_key, details,
-         first_seen_at, last_seen_at, status, first_as_of, last_as_of, last_transform_run_id)
-    SELECT {rule_id}, {severity}, {system}, {entity}, h.record_key, h.details,
-           now(), now(), 'open', %(as_of)s, %(as_of)s, %(run_id)s
-    FROM hits h
-    ON CONFLICT (rule_id, entity, record_key) WHERE status = 'open'
-    DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,
-                  details = EXCLUDED.details,
-                  severity = EXCLUDED.severity,
-                  times_seen = e.times_seen + 1,
-                  last_as_of = EXCLUDED.last_as_of,
-                  last_transform_run_id = EXCLUDED.last_transform_run_id
-    RETURNING (xmax = 0) AS inserted
-),
-resolved AS (
-    UPDATE ops.exceptions e
-    SET status = 'resolved', resolved_at = now()
-    WHERE e.rule_id = {rule_id} AND e.entity = {entity} AND e.status = 'open'
-      AND NOT EXISTS (SELECT 1 FROM hits h WHERE h.record_key = e.record_key)
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM opened),
-       (SELECT count(*) FROM opened WHERE inserted),
-       (SELECT count(*) FROM resolved)
-"""
-
-
 def apply_rule(conn, rule: Rule, catalogue: Catalogue, as_of: date, run_id: int | None) -> RuleOutcome:
+    """Sync the rule's rows of the exception queue with the records failing it now."""
     entity = catalogue.entity(rule.entity_name)
-    statement = sql.SQL(_APPLY_RULE).format(
-        failing=sql.SQL(failing_records_sql(rule, catalogue)),
-        rule_id=sql.Literal(rule.rule_id),
-        severity=sql.Literal(rule.severity),
-        system=sql.Literal(entity.source_system),
-        entity=sql.Literal(entity.name),
-    )
-    failing, opened, resolved = conn.execute(
-        statement, {"as_of": as_of, "run_id": run_id}
-    ).fetchone()
-    return RuleOutcome(rule.rule_id, rule.severity, failing, opened, resolved)
+    outcome = exception_queue.sync_rule(
+        conn, ExceptionRule(rule.rule_id, rule.severity, entity.source_system, entity.name),
+        sql.SQL(failing_records_sql(rule, catalogue)), as_of,
+        checked_by=f"psops_transform (transform run {run_id})", run_id=run_id)
+    return RuleOutcome(rule.rule_id, rule.severity, outcome.failing, outcome.opened,
+                       outcome.resolved)
 
 
 def apply_rules(conn, as_of: date, run_id: int | None = None,
@@ -116,11 +81,11 @@ def apply_rules(conn, as_of: date, run_id: int | None = None,
 
 
 def previous_successful_counts(conn) -> tuple[int | None, dict[str, int]]:
-    row = conn.execute(
-        "SELECT id, curated_counts FROM ops.transform_runs WHERE status = 'succeeded' "
-        "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1"
-    ).fetchone()
-    return (row[0], row[1] or {}) if row else (None, {})
+    with conn.cursor(row_factory=dict_row) as cur:
+        run = cur.execute(
+            "SELECT id, curated_counts FROM ops.transform_runs WHERE status = 'succeeded' "
+            "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1").fetchone()
+    return (run["id"], run["curated_counts"] or {}) if run else (None, {})
 
 
 def critical_failures(conn, counts: dict[str, int], catalogue: Catalogue | None = None) -> list[str]:

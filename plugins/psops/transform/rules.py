@@ -1,6 +1,7 @@
 """The rule catalogue (include/quality_rules.yaml): one definition per rule that drives
 both the set-based SQL (every failing record, for ops.exceptions and quarantine) and
-the Great Expectations suite (expectations/<entity>.json).
+the Great Expectations suite (expectations/<entity>.json). The entities the rules
+check come from psops.catalogue (the connector specs).
 """
 
 from __future__ import annotations
@@ -11,24 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+from psycopg import sql
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CATALOGUE_PATH = REPO_ROOT / "include" / "quality_rules.yaml"
-SUITES_DIR = REPO_ROOT / "expectations"
+from psops import catalogue as sources
+from psops.catalogue import Entity
+from psops.settings import QUALITY_RULES_PATH, SUITES_DIR
+
 UNEXPECTED_ROWS = "unexpected_rows"
 SEVERITIES = ("error", "warning")
-
-
-@dataclass(frozen=True)
-class Entity:
-    name: str  # rule-id prefix, e.g. time_entry
-    table: str  # staging./curated. table name, e.g. time_entries
-    key: str  # primary-key column = the source id
-    source_system: str
-    raw_table: str  # raw.<raw_table>
-    load: str  # incremental | snapshot
-    stream: str | None = None  # ops.ingest_runs.stream of a snapshot entity
-    critical: bool = False  # an empty table stops the marts
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,9 @@ class CatalogueError(ValueError):
 
 def _structural_rules(entity: Entity) -> list[Rule]:
     """Keys unique and not null, for every entity (staging's primary key guarantees
-    them; the rules make the guarantee visible in GX and ops.exceptions)."""
+    them; the rules make the guarantee visible in GX and ops.exceptions). Plain SQL
+    text like the rules of the YAML (GX runs it too); the spec only admits lower-case
+    SQL names as keys and tables."""
     return [
         Rule(
             rule_id=f"{entity.name}.key_not_null",
@@ -97,33 +90,40 @@ def _structural_rules(entity: Entity) -> list[Rule]:
     ]
 
 
+def _parse_rule(spec: dict) -> Rule:
+    expectation = spec["expectation"]
+    return Rule(
+        rule_id=spec["rule_id"],
+        severity=spec["severity"],
+        description=spec["description"],
+        where=" ".join(spec["where"].split()),
+        details=tuple(spec.get("details", ())),
+        expectation_type=expectation["type"],
+        expectation_kwargs=dict(expectation.get("kwargs", {})),
+    )
+
+
+def _check_rule(rule: Rule, entities: dict[str, Entity], seen: set[str]) -> None:
+    if rule.entity_name not in entities:
+        raise CatalogueError(f"{rule.rule_id}: unknown entity {rule.entity_name!r} "
+                             "(entities are the `entity:` blocks of include/connectors/*.yaml)")
+    if rule.severity not in SEVERITIES:
+        raise CatalogueError(f"{rule.rule_id}: severity must be error or warning")
+    if rule.rule_id in seen:
+        raise CatalogueError(f"{rule.rule_id} is defined twice")
+    if "{" in rule.where or "}" in rule.where:
+        raise CatalogueError(f"{rule.rule_id}: braces are not allowed in `where` (GX templates)")
+
+
 @lru_cache(maxsize=4)
-def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
-    data = yaml.safe_load(Path(path).read_text())
-    entities = {name: Entity(name=name, **spec) for name, spec in data["entities"].items()}
-    rules: list[Rule] = []
-    for entity in entities.values():
-        rules.extend(_structural_rules(entity))
+def load_catalogue(path: Path = QUALITY_RULES_PATH) -> Catalogue:
+    """The entities of the connector specs and the rules of `path`, structural ones first."""
+    entities = sources.entities()
+    rules = [rule for entity in entities.values() for rule in _structural_rules(entity)]
     seen = {r.rule_id for r in rules}
-    for spec in data["rules"]:
-        expectation = spec["expectation"]
-        rule = Rule(
-            rule_id=spec["rule_id"],
-            severity=spec["severity"],
-            description=spec["description"],
-            where=" ".join(spec["where"].split()),
-            details=tuple(spec.get("details", ())),
-            expectation_type=expectation["type"],
-            expectation_kwargs=dict(expectation.get("kwargs", {})),
-        )
-        if rule.entity_name not in entities:
-            raise CatalogueError(f"{rule.rule_id}: unknown entity {rule.entity_name!r}")
-        if rule.severity not in SEVERITIES:
-            raise CatalogueError(f"{rule.rule_id}: severity must be error or warning")
-        if rule.rule_id in seen:
-            raise CatalogueError(f"{rule.rule_id} is defined twice")
-        if "{" in rule.where or "}" in rule.where:
-            raise CatalogueError(f"{rule.rule_id}: braces are not allowed in `where` (GX templates)")
+    for spec in yaml.safe_load(Path(path).read_text())["rules"]:
+        rule = _parse_rule(spec)
+        _check_rule(rule, entities, seen)
         seen.add(rule.rule_id)
         rules.append(rule)
     return Catalogue(entities=entities, rules=tuple(rules))
@@ -137,12 +137,14 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
 def failing_records_sql(rule: Rule, catalogue: Catalogue) -> str:
     """SELECT record_key, details of EVERY record failing the rule (param: as_of)."""
     entity = catalogue.entity(rule.entity_name)
-    details = ", ".join(f"'{c}', t.{c}" for c in rule.details)
-    return (
-        f"SELECT t.{entity.key}::text AS record_key, "
-        f"jsonb_build_object({details}) AS details "
-        f"FROM staging.{entity.table} t WHERE ({rule.where})"
-    )
+    details = sql.SQL(", ").join(
+        sql.SQL("{}, t.{}").format(sql.Literal(column), sql.Identifier(column))
+        for column in rule.details)
+    return sql.SQL(
+        "SELECT t.{key}::text AS record_key, jsonb_build_object({details}) AS details "
+        "FROM {table} t WHERE ({where})"
+    ).format(key=sql.Identifier(entity.key), details=details,
+             table=sql.Identifier("staging", entity.table), where=sql.SQL(rule.where)).as_string()
 
 
 # --------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parents[3] / "include" / "sql"
+from psops.settings import SQL_DIR
+
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 

@@ -12,14 +12,14 @@ login is redirected to the Airflow login page and comes back after it; a logged-
 user who is not finance gets a 403 page saying so (never the login page again);
 any other client gets the 401/403 as JSON. /static (the stylesheet and the nav
 icon, no data) only needs a login: the Airflow navigation shows the Finance icon to
-every user. Every warehouse query runs as `psops_analyst` (see queries.py).
+every user. Every warehouse query runs read-only as `psops_analyst`
+(psops.db.analyst_connection); each page's reads are in its module (billing.py,
+exceptions_page.py, utilization.py; shared ones in queries.py).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
@@ -29,15 +29,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from psops.finance_access import FINANCE_USERS_ENV, finance_users
-from psops.ui import charts, queries
+from psops.db import WarehouseUnavailable, analyst_connection
+from psops.finance_access import finance_users
+from psops.settings import DATA_DOCS_DIR, FINANCE_USERS
+from psops.ui import billing as billing_page
+from psops.ui import charts, exceptions_page, queries
+from psops.ui import utilization as utilization_page
 from psops.ui.provenance import find_provenance
 
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/psops"
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[2]
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -47,11 +50,6 @@ TEMPLATES = Environment(
 )
 TEMPLATES.filters["money"] = charts.money
 TEMPLATES.filters["pct"] = charts.pct
-
-
-def data_docs_dir() -> Path:
-    """Same rule as the transform: $PSOPS_DATA_DOCS_DIR, else <repo>/build/data_docs."""
-    return Path(os.environ.get("PSOPS_DATA_DOCS_DIR") or REPO_ROOT / "build" / "data_docs")
 
 
 def _auth_dependency():
@@ -81,16 +79,14 @@ def _finance_dependency():
             log.error("psops UI: %s", exc)
             raise NotFinanceUser(str(exc)) from None
         if not get_auth_manager().is_authorized_hitl_task(assigned_users=allowed, user=user):
-            raise NotFinanceUser(f"These pages are for finance users only ({FINANCE_USERS_ENV}); "
+            raise NotFinanceUser(f"These pages are for finance users only ({FINANCE_USERS.name}); "
                                  f"{user.get_name()!r} is not one of them.")
 
     return Depends(requires_finance_user)
 
 
-def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
-    """The app; `conninfo` returns the warehouse's psycopg conninfo (default: the Airflow
-    connection `warehouse`)."""
-    conninfo = conninfo or queries.airflow_connection_conninfo
+def create_app() -> FastAPI:
+    """The app; it reads the warehouse through the Airflow connection `warehouse`."""
     app = FastAPI(
         title="psops finance",
         description="Billing readiness, exceptions and utilization for finance (read-only).",
@@ -106,15 +102,15 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
         if isinstance(exc, NotFinanceUser):  # logged in: explain, never back to the login
             if browser:
                 return HTMLResponse(_render(request, "forbidden.html", page="",
-                                            message=exc.detail, setting=FINANCE_USERS_ENV),
+                                            message=exc.detail, setting=FINANCE_USERS.name),
                                     status_code=403)
         elif exc.status_code in (401, 403) and browser:
             return RedirectResponse(_login_url(request), status_code=307)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
 
-    @app.exception_handler(queries.WarehouseUnavailable)
-    async def warehouse_down(request: Request, exc: queries.WarehouseUnavailable):
+    @app.exception_handler(WarehouseUnavailable)
+    async def warehouse_down(request: Request, exc: WarehouseUnavailable):
         log.error("psops UI: %s", exc)
         return HTMLResponse(_render(request, "error.html", page="", message=str(exc)),
                             status_code=503)
@@ -127,13 +123,14 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
     def billing(request: Request, as_of: str | None = None, region: str | None = None,
                 project: str | None = None, billing_type: str | None = None):
         chosen = _parse_date(as_of)
-        filters = queries.BillingFilters(region or None, project or None, billing_type or None)
-        with queries.analyst_connection(conninfo()) as conn:
+        filters = billing_page.BillingFilters(region or None, project or None,
+                                              billing_type or None)
+        with analyst_connection() as conn:
             dates = queries.as_of_dates(conn)
             effective = queries.marts_as_of(conn, chosen)
             if effective is None:
                 return _empty(request, "billing", dates, chosen)
-            view = queries.billing_view(conn, effective, filters)
+            view = billing_page.billing_view(conn, effective, filters)
             view.kpis = queries.process_kpis(conn, effective)
             pinned = queries.transform_run_ids(conn, effective)
         return HTMLResponse(_render(
@@ -143,26 +140,26 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
 
     @pages.get("/exceptions", response_class=HTMLResponse)
     def exceptions(request: Request, rule: str | None = None, severity: str | None = None):
-        with queries.analyst_connection(conninfo()) as conn:
-            view = queries.exceptions_view(conn, rule or None, severity or None)
+        with analyst_connection() as conn:
+            view = exceptions_page.exceptions_view(conn, rule or None, severity or None)
             latest = queries.marts_as_of(conn, None)
             pinned = queries.transform_run_ids(conn, latest) if latest else []
         provenance = find_provenance(_ui_base(request), latest, pinned) if latest else None
         return HTMLResponse(_render(
             request, "exceptions.html", page="exceptions", view=view, rule=rule or "",
             severity=severity or "", provenance=provenance, effective=latest,
-            resolved_days=queries.RESOLVED_RECENTLY_DAYS,
+            resolved_days=exceptions_page.RESOLVED_RECENTLY_DAYS,
         ))
 
     @pages.get("/utilization", response_class=HTMLResponse)
     def utilization(request: Request, as_of: str | None = None, region: str | None = None):
         chosen = _parse_date(as_of)
-        with queries.analyst_connection(conninfo()) as conn:
+        with analyst_connection() as conn:
             dates = queries.as_of_dates(conn)
-            effective = queries.marts_as_of(conn, chosen, table="utilization_weekly")
+            effective = queries.marts_as_of(conn, chosen, mart="utilization_weekly")
             if effective is None:
                 return _empty(request, "utilization", dates, chosen)
-            view = queries.utilization_view(conn, effective, region or None)
+            view = utilization_page.utilization_view(conn, effective, region or None)
             kpis = queries.process_kpis(conn, effective)
             pinned = queries.transform_run_ids(conn, effective)
         under = [p for p in view.people if p["under_target"]]
@@ -186,7 +183,7 @@ def create_app(conninfo: Callable[[], str] | None = None) -> FastAPI:
 
     @pages.get("/data-docs/{path:path}", include_in_schema=False)
     async def data_docs(path: str, request: Request):
-        directory = data_docs_dir()
+        directory = DATA_DOCS_DIR.path()
         if not (directory / "index.html").is_file():
             return HTMLResponse(_render(
                 request, "error.html", page="", message=(

@@ -10,6 +10,8 @@ from datetime import date
 from decimal import Decimal
 from html import escape
 
+from psops import formatting
+
 GOOD, NEAR, BAD, NEUTRAL, TARGET = "#2f855a", "#d69e2e", "#c53030", "#718096", "#1a202c"
 ON_TIME, LATE, MISSING, OPEN = "#2f855a", "#d69e2e", "#c53030", "#cbd5e0"
 
@@ -167,4 +169,5 @@ def compliance_bars(weeks: list[dict]) -> str:
 
 
 def money(amount: Decimal | float | None) -> str:
-    return "–" if amount is None else f"{amount:,.2f}"
+    """An amount as the pages show it: "1,234.50", or "–" when there is none."""
+    return "–" if amount is None else formatting.money(amount)

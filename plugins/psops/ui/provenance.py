@@ -16,18 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import quote
 
+from psops import catalogue
+
 log = logging.getLogger(__name__)
 
 TRANSFORM_DAG = "psops_transform"
 TRANSFORM_TASKS = ("stage_records", "quality_gates", "publish_marts", "summary")
-INGEST_DAGS = {
-    "psops_ingest_crm": ("deals", "companies"),
-    "psops_ingest_psa": ("projects", "milestones", "assignments", "time_entries", "expenses",
-                         "change_requests"),
-    "psops_ingest_erp": ("customers", "jobs", "billing_milestones", "rate_cards", "invoices",
-                         "purchase_orders"),
-    "psops_ingest_hris": ("employees", "time_off_requests", "whos_out"),
-}
 
 
 @dataclass
@@ -85,13 +79,13 @@ def find_provenance(ui_base: str, as_of: date, pinned_run_ids: list[str] | None 
             transform = _link(ui_base, chosen, TRANSFORM_TASKS) if chosen else None
             cutoff = (chosen.end_date or chosen.start_date) if chosen else None
             ingests = []
-            for dag_id, streams in INGEST_DAGS.items():
+            for dag_id, task_ids in catalogue.ingest_tasks().items():
                 query = select(DagRun).where(DagRun.dag_id == dag_id)
                 if cutoff is not None:
                     query = query.where(DagRun.end_date <= cutoff)
                 run = session.scalars(query.order_by(DagRun.run_after.desc()).limit(1)).first()
                 if run is not None:
-                    ingests.append(_link(ui_base, run, tuple(f"load_{s}" for s in streams)))
+                    ingests.append(_link(ui_base, run, task_ids))
         note = None if transform else (
             f"Airflow has no {TRANSFORM_DAG} run for {as_of.isoformat()} "
             "(the marts may have been built outside this Airflow).")

@@ -3,6 +3,7 @@
 Sections: ready to bill (total + top items), blocked amount by reason (with the
 items), new `error` exceptions, missing and late timesheets, deals that cannot be
 set up, corrections awaiting approval, writes that failed, and what this run wrote.
+The totals are the warehouse's (marts.billing_totals, marts.billing_blocked_by_reason).
 An item (ready row, blocked row, exception, timesheet week, failed write, ...) is
 listed only when it is new or changed: the same unchanged item (same key, same
 fingerprint) is not alerted again within 24 hours of wall-clock time
@@ -18,17 +19,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg.rows import namedtuple_row
 
 from psops.connectors.source_api_hook import SourceApiError, SourceApiHook
+from psops.formatting import money
+from psops.settings import ALERTS_WEBHOOK_CONN_ID
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_CONN_ID = "alerts_webhook"
 REALERT_AFTER = timedelta(hours=24)
 TOP_READY = 5
 ITEMS_PER_SECTION = 10
@@ -50,118 +52,139 @@ class Section:
     context: str = ""  # totals shown whenever the section has something new
 
 
-def _fp(*parts) -> str:
+def fingerprint(*parts) -> str:
+    """What an item looked like when alerted: a changed item is alerted again."""
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
-def _m(value) -> str:
-    return f"{float(value or 0):,.2f}"
-
-
-def _rows(conn, sql: str, params=None) -> list[tuple]:
-    return conn.execute(sql, params or {}).fetchall()
+def _rows(conn, query: str, params: dict | None = None) -> list:
+    """The rows of `query` as named tuples, whatever the connection's row factory."""
+    with conn.cursor(row_factory=namedtuple_row) as cur:
+        return cur.execute(query, params or {}).fetchall()
 
 
 def build_sections(conn, as_of: date, run_report: dict | None = None) -> list[Section]:
     """Every candidate item of every section (new or not)."""
-    run_report = run_report or {}
-    sections = []
+    written = (run_report or {}).get("confirmed") or []
+    return [_ready(conn, as_of), _blocked(conn, as_of), _error_exceptions(conn),
+            _timesheets(conn, as_of), _invalid_deals(conn), _awaiting_approval(conn),
+            _failed_writes(conn), _written(written)]
 
-    # Ready to bill: total per currency, the top items by amount.
-    ready = _rows(conn, """SELECT project_id, project_code, item_type, item_id, amount, currency
-                           FROM marts.billing_readiness WHERE as_of = %(as_of)s AND status = 'ready'
-                           ORDER BY amount DESC, project_code, item_id""", {"as_of": as_of})
-    totals: dict[str, float] = defaultdict(float)
-    for r in ready:
-        totals[r[5] or "?"] += float(r[4])
-    s = Section("ready", "Ready to bill",
-                context="total " + ", ".join(f"{_m(v)} {c}" for c, v in sorted(totals.items()))
-                + f" over {len(ready)} items" if ready else "nothing ready")
-    s.items = [Item(f"ready:{r[0]}:{r[2]}:{r[3]}", _fp(r[4]),
-                    f"{r[1]} {r[2]} {r[3]}: {_m(r[4])} {r[5]}") for r in ready[:TOP_READY]]
-    sections.append(s)
 
-    # Blocked: amount per reason, then each blocked item with its reasons.
+def _ready(conn, as_of: date) -> Section:
+    """Ready to bill: total per currency (marts.billing_totals), the top items by amount."""
+    totals = sorted(_rows(conn, """SELECT currency, items, amount FROM marts.billing_totals
+                                   WHERE as_of = %(as_of)s AND status = 'ready'""",
+                          {"as_of": as_of}), key=lambda total: total.currency)
+    items = sum(total.items for total in totals)
+    top = _rows(conn, """SELECT project_id, project_code, item_type, item_id, amount, currency
+                         FROM marts.billing_readiness WHERE as_of = %(as_of)s AND status = 'ready'
+                         ORDER BY amount DESC, project_code, item_id LIMIT %(top)s""",
+                {"as_of": as_of, "top": TOP_READY})
+    context = ("total " + ", ".join(f"{money(t.amount)} {t.currency}" for t in totals)
+               + f" over {items} items") if items else "nothing ready"
+    return Section("ready", "Ready to bill", context=context, items=[
+        Item(f"ready:{r.project_id}:{r.item_type}:{r.item_id}", fingerprint(r.amount),
+             f"{r.project_code} {r.item_type} {r.item_id}: {money(r.amount)} {r.currency}")
+        for r in top])
+
+
+def _blocked(conn, as_of: date) -> Section:
+    """Blocked: amount per reason (marts.billing_blocked_by_reason), then each item."""
+    by_reason = sorted(_rows(conn, """SELECT reason, currency, amount
+                                      FROM marts.billing_blocked_by_reason
+                                      WHERE as_of = %(as_of)s""", {"as_of": as_of}),
+                       key=lambda row: (row.reason, row.currency))
     blocked = _rows(conn, """SELECT project_id, project_code, item_type, item_id, amount, currency,
                                     blocking_reasons
                              FROM marts.billing_readiness WHERE as_of = %(as_of)s AND status = 'blocked'
                              ORDER BY amount DESC, project_code, item_id""", {"as_of": as_of})
-    by_reason: dict[tuple[str, str], float] = defaultdict(float)
-    for r in blocked:
-        for reason in r[6]:
-            by_reason[(reason, r[5] or "?")] += float(r[4])
-    s = Section("blocked", "Blocked from billing",
-                context="; ".join(f"{reason} {_m(v)} {cur}"
-                                  for (reason, cur), v in sorted(by_reason.items())))
-    s.items = [Item(f"blocked:{r[0]}:{r[2]}:{r[3]}", _fp(r[4], sorted(r[6])),
-                    f"{r[1]} {r[2]} {r[3]}: {_m(r[4])} {r[5]} - {', '.join(r[6])}")
-               for r in blocked]
-    sections.append(s)
+    return Section("blocked", "Blocked from billing", context="; ".join(
+        f"{row.reason} {money(row.amount)} {row.currency}" for row in by_reason), items=[
+        Item(f"blocked:{r.project_id}:{r.item_type}:{r.item_id}",
+             fingerprint(r.amount, sorted(r.blocking_reasons)),
+             f"{r.project_code} {r.item_type} {r.item_id}: {money(r.amount)} {r.currency}"
+             f" - {', '.join(r.blocking_reasons)}")
+        for r in blocked])
 
-    # New error exceptions (quarantined records).
+
+def _error_exceptions(conn) -> Section:
+    """New error exceptions (quarantined records)."""
     errors = _rows(conn, """SELECT id, rule_id, source_system, record_key, first_seen_at
                             FROM ops.exceptions WHERE status = 'open' AND severity = 'error'
                             ORDER BY first_seen_at DESC, id""")
-    sections.append(Section("exceptions", "New error exceptions (records quarantined)", items=[
-        Item(f"exception:{r[0]}", _fp(r[1]), f"{r[1]}: {r[2]} record {r[3]}") for r in errors]))
+    return Section("exceptions", "New error exceptions (records quarantined)", items=[
+        Item(f"exception:{r.id}", fingerprint(r.rule_id),
+             f"{r.rule_id}: {r.source_system} record {r.record_key}") for r in errors])
 
-    # Missing and late timesheets over the last complete weeks.
-    sheets = _rows(conn, """SELECT t.employee_id, coalesce(e.display_name, t.employee_id), t.week_start,
-                                   t.status
+
+def _timesheets(conn, as_of: date) -> Section:
+    """Missing and late timesheets over the last complete weeks."""
+    sheets = _rows(conn, """SELECT t.employee_id, coalesce(e.display_name, t.employee_id) AS name,
+                                   t.week_start, t.status
                             FROM marts.timesheet_compliance t
                             LEFT JOIN curated.employees e ON e.employee_id = t.employee_id
                             WHERE t.as_of = %(as_of)s AND t.status IN ('missing', 'late')
                               AND t.week_start >= %(since)s
                             ORDER BY t.week_start DESC, t.status, t.employee_id""",
                    {"as_of": as_of, "since": as_of - timedelta(weeks=TIMESHEET_WEEKS + 1)})
-    missing = sum(1 for r in sheets if r[3] == "missing")
-    sections.append(Section("timesheets", "Missing and late timesheets",
-                            context=f"{missing} missing, {len(sheets) - missing} late "
-                                    f"(last {TIMESHEET_WEEKS} weeks)",
-                            items=[Item(f"timesheet:{r[0]}:{r[2]}", _fp(r[3]),
-                                        f"{r[1]} week of {r[2]}: {r[3]}") for r in sheets]))
+    missing = sum(1 for r in sheets if r.status == "missing")
+    return Section("timesheets", "Missing and late timesheets",
+                   context=f"{missing} missing, {len(sheets) - missing} late "
+                           f"(last {TIMESHEET_WEEKS} weeks)",
+                   items=[Item(f"timesheet:{r.employee_id}:{r.week_start}", fingerprint(r.status),
+                               f"{r.name} week of {r.week_start}: {r.status}") for r in sheets])
 
-    # Deals that cannot be set up as projects.
+
+def _invalid_deals(conn) -> Section:
+    """Deals that cannot be set up as projects."""
     deals = _rows(conn, """SELECT record_key, details FROM ops.exceptions
                            WHERE rule_id = 'deal.setup_invalid' AND status = 'open'
                            ORDER BY record_key""")
-    sections.append(Section("deals", "Closed-won deals that cannot be set up", items=[
-        Item(f"deal_invalid:{r[0]}", _fp(r[1].get("reasons")),
-             f"deal {r[0]} ({r[1].get('deal_name')}): {', '.join(r[1].get('reasons') or [])}")
-        for r in deals]))
+    return Section("deals", "Closed-won deals that cannot be set up", items=[
+        Item(f"deal_invalid:{r.record_key}", fingerprint(r.details.get("reasons")),
+             f"deal {r.record_key} ({r.details.get('deal_name')}): "
+             f"{', '.join(r.details.get('reasons') or [])}")
+        for r in deals])
 
-    # Corrections waiting for finance.
+
+def _awaiting_approval(conn) -> Section:
+    """Corrections waiting for finance."""
     batches = _rows(conn, """SELECT batch_id, corrections, total_worth, expires_at
                              FROM ops.approval_batches WHERE status = 'awaiting_approval'
                              ORDER BY created_at""")
-    sections.append(Section("approvals", "Corrections awaiting finance approval", items=[
-        Item(f"approval:{r[0]}", _fp(r[1]),
-             f"batch {r[0]}: {r[1]} corrections worth {_m(r[2])}; approve or reject in Airflow "
-             f"(psops_approve_corrections, Required actions) before {r[3]:%Y-%m-%d %H:%M} UTC")
-        for r in batches]))
+    return Section("approvals", "Corrections awaiting finance approval", items=[
+        Item(f"approval:{r.batch_id}", fingerprint(r.corrections),
+             f"batch {r.batch_id}: {r.corrections} corrections worth {money(r.total_worth)}; "
+             f"approve or reject in Airflow (psops_approve_corrections, Required actions) "
+             f"before {r.expires_at:%Y-%m-%d %H:%M} UTC")
+        for r in batches])
 
-    # Writes that failed.
+
+def _failed_writes(conn) -> Section:
     failed = _rows(conn, """SELECT idempotency_key, description, response_body, attempts
                             FROM ops.outbox WHERE status = 'failed' ORDER BY updated_at""")
-    sections.append(Section("failed_writes", "Writes that failed", items=[
-        Item(f"write:{r[0]}", _fp(r[2]), f"{r[1]} (attempt {r[3]}): {(r[2] or '')[:300]}")
-        for r in failed]))
+    return Section("failed_writes", "Writes that failed", items=[
+        Item(f"write:{r.idempotency_key}", fingerprint(r.response_body),
+             f"{r.description} (attempt {r.attempts}): {(r.response_body or '')[:300]}")
+        for r in failed])
 
-    # What this run wrote (events of this run: always new).
-    written = run_report.get("confirmed") or []
-    sections.append(Section("written", "Written to the source systems this run", items=[
-        Item(f"written:{w['key']}:{w.get('remote_id')}", _fp(w.get("remote_id")),
+
+def _written(written: list[dict]) -> Section:
+    """What this run wrote (events of this run: always new)."""
+    return Section("written", "Written to the source systems this run", items=[
+        Item(f"written:{w['key']}:{w.get('remote_id')}", fingerprint(w.get("remote_id")),
              f"{w['description']} -> {w['system'].upper()} {w.get('remote_id')}"
              + (" (adopted after a lost answer)" if w.get("note") == "adopted" else ""))
-        for w in written]))
-    return sections
+        for w in written])
 
 
 def new_items(conn, sections: list[Section]) -> list[Section]:
     """Each section with only the items not alerted unchanged within 24 hours."""
-    recent = {r[0]: r[1] for r in conn.execute(
-        "SELECT item_key, fingerprint FROM ops.alert_log WHERE last_alerted_at > now() - %s",
-        (REALERT_AFTER,))}
+    recent = {row.item_key: row.fingerprint for row in _rows(
+        conn, "SELECT item_key, fingerprint FROM ops.alert_log "
+              "WHERE last_alerted_at > now() - %(realert_after)s",
+        {"realert_after": REALERT_AFTER})}
     return [Section(s.name, s.title, [i for i in s.items if recent.get(i.key) != i.fingerprint],
                     s.context) for s in sections]
 
@@ -185,14 +208,14 @@ def render(sections: list[Section], as_of: date) -> dict:
 
 def webhook_hook(**kwargs) -> SourceApiHook:
     """The hook of `alerts_webhook` (no auth: the secret is the path in `extra.path`)."""
-    return SourceApiHook(WEBHOOK_CONN_ID, "none", "webhook", **kwargs)
+    return SourceApiHook(ALERTS_WEBHOOK_CONN_ID, "none", "webhook", **kwargs)
 
 
 def destination(hook: SourceApiHook) -> str:
     """Where messages go, without the webhook's secret (the path's last part)."""
     path = str(hook.extra("path"))
     head, _, _secret = path.rpartition("/")
-    return f"{WEBHOOK_CONN_ID} ({hook.url(head or '/')}/…)"
+    return f"{ALERTS_WEBHOOK_CONN_ID} ({hook.url(head or '/')}/…)"
 
 
 def post_message(message: dict, hook: SourceApiHook | None = None) -> str:

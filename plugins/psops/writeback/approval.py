@@ -1,149 +1,276 @@
-"""psops_approve_corrections: what finance is shown, and what their answer does.
+"""Approval of large corrections: the one owner of an approval batch's lifecycle.
 
-psops_writeback holds a project's corrections when they are worth more than the
-threshold, as one batch per run (`ops.approval_batches`, rows `awaiting_approval`
-in `ops.outbox`), and triggers a run of psops_approve_corrections with the batch
-id. There a human-in-the-loop task shows the list of changes; the answer:
+* hold (`submit`): a project's new corrections of one psops_writeback run worth more
+  than PSOPS_APPROVAL_THRESHOLD in total wait for finance as one batch per run
+  (`ops.approval_batches`, rows `awaiting_approval` in `ops.outbox`); the others are
+  approved automatically.
+* show (`describe_batch`): what finance sees in psops_approve_corrections'
+  human-in-the-loop task.
+* decide (`record_decision`): Approve -> the batch's rows become `pending`
+  (decided_by = the user), to be applied at once; projects listed in the form field
+  `reject_projects` are rejected instead. Reject -> rows `rejected`. No answer before the
+  timeout -> `expired` (= rejected).
+* expire (`expire_stale`): a batch left unanswered past PSOPS_APPROVAL_TIMEOUT_MINUTES is
+  expired by the next psops_writeback run, so expiry does not depend on the scheduler.
 
-* Approve -> the batch's rows become `pending` (decided_by = the user) and are
-  applied at once through the same outbox (exactly once, lookup-then-adopt);
-  projects listed in the form field `reject_projects` are rejected instead;
-* Reject -> rows `rejected` (decided_by = the user), nothing is written;
-* no answer before the timeout -> `expired` (= rejected), whether the scheduler
-  times the task out or a later psops_writeback run finds the batch stale.
+Every decision (automatic, held, approved, rejected, expired) is one row of
+`ops.correction_log`, written by `_log`.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-from psops.writeback.planner import decide_batch_rows
+from psycopg.rows import dict_row, scalar_row
+
+from psops.formatting import money
+from psops.settings import APPROVAL_THRESHOLD, APPROVAL_TIMEOUT_MINUTES
+from psops.writeback import outbox
+from psops.writeback.outbox import OutboxEntry, PlannedWrite
 
 log = logging.getLogger(__name__)
 
 APPROVE = "Approve"
 REJECT = "Reject"
+EXPIRED_BY = "expired: no answer in time"
 MAX_LINES = 60
 KIND_LABEL = {"erp_job": "new ERP job", "erp_billing_line": "new ERP billing line",
               "psa_time_entry_rate": "PSA rate fix"}
 
 
-def _m(value) -> str:
-    return f"{float(value or 0):,.2f}"
+def threshold() -> Decimal:
+    """Corrections of one project in one run worth more than this wait for finance."""
+    return APPROVAL_THRESHOLD.decimal()
+
+
+def timeout() -> timedelta:
+    """An approval left unanswered this long expires as rejected."""
+    return APPROVAL_TIMEOUT_MINUTES.minutes()
+
+
+# -- hold -----------------------------------------------------------------------------
+
+@dataclass
+class Submission:
+    batch_id: str | None = None
+    held: list[PlannedWrite] = field(default_factory=list)
+    approved: list[PlannedWrite] = field(default_factory=list)
+
+
+def submit(conn, corrections: list[PlannedWrite], dag_run_id: str | None) -> Submission:
+    """Put a run's new corrections in the outbox: held in one new batch, or approved."""
+    worth_by_project: dict[str, Decimal] = defaultdict(Decimal)
+    for write in corrections:
+        worth_by_project[write.project_code] += Decimal(write.worth)
+    limit = threshold()
+    held_projects = {project for project, worth in worth_by_project.items() if worth > limit}
+    submission = Submission(batch_id=_new_batch_id() if held_projects else None)
+    with conn.transaction():
+        for write in corrections:
+            worth = money(worth_by_project[write.project_code])
+            if write.project_code in held_projects:
+                reason = f"threshold: project worth {worth} > {money(limit)}"
+                entry = outbox.add(conn, write, dag_run_id, batch_id=submission.batch_id)
+                decision, submitted = "held_for_approval", submission.held
+            else:
+                reason = f"auto: project worth {worth} <= threshold {money(limit)}"
+                entry = outbox.add(conn, write, dag_run_id, decided_by=reason)
+                decision, submitted = "auto_approved", submission.approved
+            if entry is not None:
+                _log(conn, [entry], decision, reason, dag_run_id)
+                submitted.append(write)
+        if submission.batch_id:
+            held = [write for write in corrections if write.project_code in held_projects]
+            _open_batch(conn, submission.batch_id,
+                        sum((worth_by_project[p] for p in held_projects), Decimal(0)), len(held))
+    return submission
+
+
+def _new_batch_id() -> str:
+    return f"corr-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _open_batch(conn, batch_id: str, total_worth: Decimal, corrections: int) -> None:
+    conn.execute(
+        """INSERT INTO ops.approval_batches (batch_id, expires_at, status, total_worth,
+                  corrections) VALUES (%s, now() + %s, 'awaiting_approval', %s, %s)""",
+        (batch_id, timeout(), total_worth, corrections))
+
+
+def _log(conn, entries: list[OutboxEntry], decision: str, decided_by: str,
+         dag_run_id: str | None) -> None:
+    """The one writer of ops.correction_log."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO ops.correction_log (outbox_id, idempotency_key, project_code, kind,
+                      worth, decision, decided_by, batch_id, dag_run_id)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            [(entry.id, entry.idempotency_key, entry.project_code, entry.kind, entry.worth,
+              decision, decided_by, entry.batch_id, dag_run_id) for entry in entries])
+
+
+def _decide_rows(conn, batch_ids: list[str], decision: str, decided_by: str,
+                 dag_run_id: str | None, projects: list[str] | None = None) -> int:
+    entries = outbox.decide(conn, batch_ids, decision, decided_by, projects)
+    _log(conn, entries, decision, decided_by, dag_run_id)
+    return len(entries)
+
+
+# -- expire ---------------------------------------------------------------------------
+
+def expire_stale(conn, dag_run_id: str | None = None) -> list[str]:
+    """Batches awaiting approval past their expiry: rejected as expired (logged)."""
+    with conn.transaction(), conn.cursor(row_factory=scalar_row) as cur:
+        expired = cur.execute(
+            """UPDATE ops.approval_batches SET status = 'expired', decided_at = now(),
+                      decided_by = 'expired: no answer before ' || to_char(expires_at,
+                                   'YYYY-MM-DD HH24:MI "UTC"')
+               WHERE status = 'awaiting_approval' AND expires_at <= now()
+               RETURNING batch_id""").fetchall()
+        if expired:
+            _decide_rows(conn, expired, "expired", EXPIRED_BY, dag_run_id)
+    return expired
+
+
+# -- show -----------------------------------------------------------------------------
+
+def oldest_waiting_batch(conn) -> str | None:
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute("""SELECT batch_id FROM ops.approval_batches
+                              WHERE status = 'awaiting_approval'
+                              ORDER BY created_at LIMIT 1""").fetchone()
+
+
+def batch_status(conn, batch_id: str) -> str | None:
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
+                           (batch_id,)).fetchone()
 
 
 def describe_batch(conn, batch_id: str | None) -> dict:
     """Subject and Markdown body of the approval request for one batch (the oldest
     awaiting batch when none is given)."""
-    if not batch_id:
-        row = conn.execute("""SELECT batch_id FROM ops.approval_batches
-                              WHERE status = 'awaiting_approval' ORDER BY created_at LIMIT 1""").fetchone()
-        batch_id = row[0] if row else None
-    batch = conn.execute("""SELECT status, expires_at, total_worth, corrections, created_at
-                            FROM ops.approval_batches WHERE batch_id = %s""", (batch_id,)).fetchone()
-    if batch is None or batch[0] != "awaiting_approval":
-        state = "not found" if batch is None else batch[0]
-        return {"batch_id": batch_id, "pending": False, "subject": "", "body": "",
-                "summary": f"approval batch {batch_id or '-'} is {state}: nothing to decide"}
-    rows = conn.execute(
-        """SELECT project_code, kind, description, worth, currency
-           FROM ops.outbox WHERE batch_id = %s AND status = 'awaiting_approval'
-           ORDER BY project_code, kind, worth DESC, id""", (batch_id,)).fetchall()
-    per_project: dict[str, list] = defaultdict(list)
-    for r in rows:
-        per_project[r[0]].append(r)
+    batch_id = batch_id or oldest_waiting_batch(conn)
+    with conn.cursor(row_factory=dict_row) as cur:
+        batch = cur.execute("""SELECT status, expires_at, total_worth, created_at
+                               FROM ops.approval_batches WHERE batch_id = %s""",
+                            (batch_id,)).fetchone()
+        if batch is None or batch["status"] != "awaiting_approval":
+            state = "not found" if batch is None else batch["status"]
+            return {"batch_id": batch_id, "pending": False, "subject": "", "body": "",
+                    "summary": f"approval batch {batch_id or '-'} is {state}: nothing to decide"}
+        changes = cur.execute(
+            """SELECT project_code, kind, description, worth, currency
+               FROM ops.outbox WHERE batch_id = %s AND status = 'awaiting_approval'
+               ORDER BY project_code, kind, worth DESC, id""", (batch_id,)).fetchall()
+    by_project: dict[str, list[dict]] = defaultdict(list)
+    for change in changes:
+        by_project[change["project_code"]].append(change)
+    projects = ", ".join(by_project)
+    total = money(batch["total_worth"])
+    return {"batch_id": batch_id, "pending": True,
+            "subject": f"Approve {len(changes)} billing corrections worth {total} ({projects})?",
+            "body": _request_body(batch_id, batch, by_project, len(changes)),
+            "projects": list(by_project),
+            "summary": f"approval batch {batch_id}: {len(changes)} corrections worth "
+                       f"{total} for {projects} shown to finance"}
+
+
+def _request_body(batch_id: str, batch: dict, by_project: dict[str, list[dict]],
+                  count: int) -> str:
     lines = [
-        f"**{len(rows)} corrections worth {_m(batch[2])} in total** are waiting for your decision "
-        f"(batch `{batch_id}`, planned {batch[4]:%Y-%m-%d %H:%M} UTC).",
+        f"**{count} corrections worth {money(batch['total_worth'])} in total** are waiting "
+        f"for your decision (batch `{batch_id}`, planned {batch['created_at']:%Y-%m-%d %H:%M} UTC).",
         "",
         "Each project below changed billable money by more than the approval threshold in one "
         "write-back run. **Approve** writes the changes to the PSA / ERP now; **Reject** discards "
         "them. To approve all but some projects, put their codes in *reject_projects* "
         "(comma-separated) and Approve.",
-        f"If nobody answers by **{batch[1]:%Y-%m-%d %H:%M} UTC** the batch expires as rejected.",
+        f"If nobody answers by **{batch['expires_at']:%Y-%m-%d %H:%M} UTC** the batch expires "
+        "as rejected.",
         "",
         "| project | change | worth |",
         "|---|---|---:|",
     ]
     shown = 0
-    for project, items in per_project.items():
-        total = sum(float(i[3]) for i in items)
-        lines.append(f"| **{project}** | **{len(items)} changes** | **{_m(total)} {items[0][4]}** |")
-        for i in items:
+    for project, changes in by_project.items():
+        subtotal = sum(float(change["worth"]) for change in changes)
+        lines.append(f"| **{project}** | **{len(changes)} changes** | "
+                     f"**{money(subtotal)} {changes[0]['currency']}** |")
+        for change in changes:
             if shown < MAX_LINES:
-                lines.append(f"| {project} | {KIND_LABEL.get(i[1], i[1])}: {i[2]} | "
-                             f"{_m(i[3])} {i[4]} |")
+                label = KIND_LABEL.get(change["kind"], change["kind"])
+                lines.append(f"| {project} | {label}: {change['description']} | "
+                             f"{money(change['worth'])} {change['currency']} |")
                 shown += 1
-    if len(rows) > shown:
-        lines.append(f"\n… and {len(rows) - shown} more (all of them: `ops.outbox` where "
+    if count > shown:
+        lines.append(f"\n… and {count - shown} more (all of them: `ops.outbox` where "
                      f"batch_id = '{batch_id}').")
-    projects = ", ".join(per_project)
-    subject = f"Approve {len(rows)} billing corrections worth {_m(batch[2])} ({projects})?"
-    return {"batch_id": batch_id, "pending": True, "subject": subject, "body": "\n".join(lines),
-            "projects": list(per_project),
-            "summary": f"approval batch {batch_id}: {len(rows)} corrections worth "
-                       f"{_m(batch[2])} for {projects} shown to finance"}
+    return "\n".join(lines)
 
 
-def _user(answer: dict) -> str | None:
+# -- decide ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str  # approved | rejected | expired
+    decided_by: str
+    reject_projects: list[str]
+
+
+def decision_from_answer(answer: dict | None, approval_run_id: str) -> Decision:
+    """What finance's answer to the human-in-the-loop task (its XCom) decides. An answer
+    without a user (the task timed out, or resolved with its default) is an expiry."""
+    answer = answer or {}
+    chosen = answer.get("chosen_options") or []
+    user = _responding_user(answer)
+    by_user = f"finance: {user} (Airflow UI, run {approval_run_id})"
+    if user and chosen == [APPROVE]:
+        raw = str((answer.get("params_input") or {}).get("reject_projects") or "")
+        rejected = [code.strip() for code in raw.replace(";", ",").split(",") if code.strip()]
+        return Decision("approved", by_user, rejected)
+    if user and chosen == [REJECT]:
+        return Decision("rejected", by_user, [])
+    return Decision("expired", f"{EXPIRED_BY} (run {approval_run_id})", [])
+
+
+def _responding_user(answer: dict) -> str | None:
     user = answer.get("responded_by_user") or answer.get("responded_by")
     if isinstance(user, dict):
         return user.get("name") or user.get("id")
     return str(user) if user else None
 
 
-def record_decision(conn, described: dict, context) -> dict:
-    """Turn the human-in-the-loop answer (XCom of `finance_approval`) into outbox
-    decisions; returns whether the batch's approved rows should be applied now."""
+def record_decision(conn, described: dict, answer: dict | None, approval_run_id: str) -> dict:
+    """Turn the answer into outbox decisions; returns whether the batch's approved rows
+    should be applied now."""
     batch_id = described.get("batch_id")
-    run_id = context["run_id"]
     if not described.get("pending"):
         return {"apply": False, "batch_id": batch_id, "decision": "not decided",
                 "decided_by": "nobody (nothing awaiting approval)", "rows": 0}
-    answer = context["ti"].xcom_pull(task_ids="finance_approval") or {}
-    chosen = answer.get("chosen_options") or []
-    user = _user(answer)
-    status = conn.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
-                          (batch_id,)).fetchone()[0]
+    status = batch_status(conn, batch_id)
     if status != "awaiting_approval":
         return {"apply": status == "approved", "batch_id": batch_id, "decision": status,
                 "decided_by": "an earlier decision", "rows": 0}
-    if user and chosen == [APPROVE]:
-        decision, decided_by = "approved", f"finance: {user} (Airflow UI, run {run_id})"
-    elif user and chosen == [REJECT]:
-        decision, decided_by = "rejected", f"finance: {user} (Airflow UI, run {run_id})"
-    else:
-        decision, decided_by = "expired", f"expired: no answer in time (run {run_id})"
-    excluded = []
-    if decision == "approved":
-        raw = str((answer.get("params_input") or {}).get("reject_projects") or "")
-        excluded = [p.strip() for p in raw.replace(";", ",").split(",") if p.strip()]
+    chosen = decision_from_answer(answer, approval_run_id)
     with conn.transaction():
         conn.execute("""UPDATE ops.approval_batches SET status = %s, decided_by = %s,
                                decided_at = now(), approval_run_id = %s WHERE batch_id = %s""",
-                     (decision, decided_by, run_id, batch_id))
+                     (chosen.decision, chosen.decided_by, approval_run_id, batch_id))
         rows = 0
-        if excluded:
-            rows += _reject_projects(conn, batch_id, excluded, decided_by, run_id)
-        rows += decide_batch_rows(conn, [batch_id], decision, decided_by, run_id)
-    log.info("batch %s %s by %s (%d corrections%s)", batch_id, decision, decided_by, rows,
-             f"; rejected projects {excluded}" if excluded else "")
-    return {"apply": decision == "approved", "batch_id": batch_id, "decision": decision,
-            "decided_by": decided_by, "rows": rows}
-
-
-def _reject_projects(conn, batch_id: str, projects: list[str], decided_by: str, run_id: str) -> int:
-    rows = conn.execute(
-        """UPDATE ops.outbox SET status = 'rejected', decided_by = %s, decided_at = now(),
-                  updated_at = now()
-           WHERE batch_id = %s AND status = 'awaiting_approval' AND project_code = ANY(%s)
-           RETURNING id, idempotency_key, project_code, kind, worth""",
-        (decided_by + " (reject_projects)", batch_id, projects)).fetchall()
-    for row in rows:
-        conn.execute(
-            """INSERT INTO ops.correction_log (outbox_id, idempotency_key, project_code, kind,
-                      worth, decision, decided_by, batch_id, dag_run_id)
-               VALUES (%s, %s, %s, %s, %s, 'rejected', %s, %s, %s)""",
-            (*row, decided_by + " (reject_projects)", batch_id, run_id))
-    return len(rows)
+        if chosen.reject_projects:
+            rows += _decide_rows(conn, [batch_id], "rejected",
+                                 f"{chosen.decided_by} (reject_projects)", approval_run_id,
+                                 chosen.reject_projects)
+        rows += _decide_rows(conn, [batch_id], chosen.decision, chosen.decided_by,
+                             approval_run_id)
+    log.info("batch %s %s by %s (%d corrections%s)", batch_id, chosen.decision,
+             chosen.decided_by, rows,
+             f"; rejected projects {chosen.reject_projects}" if chosen.reject_projects else "")
+    return {"apply": chosen.decision == "approved", "batch_id": batch_id,
+            "decision": chosen.decision, "decided_by": chosen.decided_by, "rows": rows}

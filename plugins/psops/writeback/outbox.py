@@ -1,18 +1,15 @@
-"""The outbox: every intended write, sent exactly once.
+"""The outbox `ops.outbox`: every intended write, sent exactly once. Every status
+change of a row is made here.
 
 A row is planned once (its idempotency key is unique), then:
 
+    awaiting_approval --decide--> pending (approved) | rejected | expired
     pending --mark sent (committed)--> request --answer--> confirmed
                                           |
                                           +-- no answer / 5xx --> look it up --> found: confirmed (adopted)
                                           |                                  --> absent: failed
                                           +-- 4xx --> failed (response body kept)
-
-A create is ALWAYS preceded by a lookup with the contract's keys (PSA
-`GET /v2/projects?crm_deal_id=…`, ERP `…/{recordType}/eid:{externalId}`), so a
-row left `sent` by a crash, a `failed` row retried next run, or a record
-someone made since the last ingest is adopted, never created twice. A PATCH
-whose answer was lost is confirmed by reading the record back.
+    failed / sent --next try--> sent again (lookup first, psops.writeback.delivery)
 
 One applier at a time (a session advisory lock): the write-back and approval
 DAGs may run at once, their writes never interleave.
@@ -23,22 +20,56 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from airflow.sdk.exceptions import AirflowFailException
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
 
 from psops.connectors.source_api_hook import SourceApiError
+from psops.settings import OUTBOX_LOCK_KEY
+from psops.writeback.delivery import WriteFailed, deliver, resolved_payload
 from psops.writeback.source_writes import Found, SourceWrites
 
 log = logging.getLogger(__name__)
 
-OUTBOX_LOCK_KEY = 7_314_159_301
 KIND_ORDER = {"psa_project": 1, "erp_job": 2, "crm_deal_link": 3, "erp_billing_line": 4,
               "psa_time_entry_rate": 5}
 SENDABLE = ("pending", "sent", "failed")
+STATUS_AFTER = {"approved": "pending", "rejected": "rejected", "expired": "expired"}
+MAX_BODY_CHARS = 4000
 
 
-class WriteFailed(Exception):
-    """The system refused the write or gave no answer, and the lookup found nothing."""
+@dataclass(frozen=True)
+class PlannedWrite:
+    """A write the planner intends, before it is in the outbox."""
+
+    idempotency_key: str
+    kind: str
+    purpose: str  # 'deal_setup' | 'correction'
+    system: str
+    description: str
+    payload: dict
+    step: int = 1
+    depends_on: str | None = None
+    deal_id: str | None = None
+    project_code: str | None = None
+    record_key: str | None = None
+    worth: Decimal = Decimal(0)
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An outbox row as the correction log records it."""
+
+    id: int
+    idempotency_key: str
+    project_code: str | None
+    kind: str
+    worth: Decimal
+    batch_id: str | None
 
 
 @dataclass
@@ -49,6 +80,49 @@ class ApplyReport:
 
     def as_dict(self) -> dict:
         return {"confirmed": self.confirmed, "failed": self.failed, "waiting": self.waiting}
+
+
+_RETURNING_ENTRY = sql.SQL("RETURNING id, idempotency_key, project_code, kind, worth, batch_id")
+
+
+def add(conn, write: PlannedWrite, planned_by_run: str | None, *,
+        decided_by: str | None = None, batch_id: str | None = None) -> OutboxEntry | None:
+    """Plan a write: `pending` (decided by `decided_by`), or `awaiting_approval` in the
+    approval batch `batch_id`. A key already in the outbox is left as it is (None)."""
+    awaiting = batch_id is not None
+    with conn.cursor(row_factory=class_row(OutboxEntry)) as cur:
+        return cur.execute(
+            sql.SQL("""INSERT INTO ops.outbox (idempotency_key, kind, purpose, system, step, depends_on,
+                       deal_id, project_code, record_key, payload, worth, currency, description,
+                       status, batch_id, decided_by, decided_at, planned_by_run)
+                VALUES (%(key)s, %(kind)s, %(purpose)s, %(system)s, %(step)s, %(depends_on)s,
+                        %(deal_id)s, %(project_code)s, %(record_key)s, %(payload)s, %(worth)s,
+                        %(currency)s, %(description)s, %(status)s, %(batch_id)s, %(decided_by)s,
+                        CASE WHEN %(awaiting)s THEN NULL ELSE now() END, %(run)s)
+                ON CONFLICT (idempotency_key) DO NOTHING {returning}""").format(
+                returning=_RETURNING_ENTRY),
+            {"key": write.idempotency_key, "kind": write.kind, "purpose": write.purpose,
+             "system": write.system, "step": write.step, "depends_on": write.depends_on,
+             "deal_id": write.deal_id, "project_code": write.project_code,
+             "record_key": write.record_key, "payload": Jsonb(write.payload),
+             "worth": write.worth, "currency": write.currency, "description": write.description,
+             "status": "awaiting_approval" if awaiting else "pending", "batch_id": batch_id,
+             "decided_by": decided_by, "awaiting": awaiting, "run": planned_by_run}).fetchone()
+
+
+def decide(conn, batch_ids: list[str], decision: str, decided_by: str,
+           projects: list[str] | None = None) -> list[OutboxEntry]:
+    """The batches' rows still awaiting approval (of `projects` only, when given) ->
+    pending (approved), rejected or expired."""
+    with conn.cursor(row_factory=class_row(OutboxEntry)) as cur:
+        return cur.execute(
+            sql.SQL("""UPDATE ops.outbox SET status = %(status)s, decided_by = %(decided_by)s,
+                       decided_at = now(), updated_at = now()
+                WHERE batch_id = ANY(%(batches)s) AND status = 'awaiting_approval'
+                  AND (%(projects)s::text[] IS NULL OR project_code = ANY(%(projects)s))
+                {returning}""").format(returning=_RETURNING_ENTRY),
+            {"status": STATUS_AFTER[decision], "decided_by": decided_by, "batches": batch_ids,
+             "projects": projects}).fetchall()
 
 
 def apply_outbox(conn, writes: SourceWrites, *, purpose: str | None = None,
@@ -68,45 +142,41 @@ def apply_outbox(conn, writes: SourceWrites, *, purpose: str | None = None,
     return report
 
 
+_OF_PURPOSE_AND_BATCH = sql.SQL("""(%(purpose)s::text IS NULL OR purpose = %(purpose)s)
+             AND (%(batch_id)s::text IS NULL OR batch_id = %(batch_id)s)""")
+
+
 def confirmed_since(conn, since, *, purpose: str | None = None,
                     batch_id: str | None = None) -> list[dict]:
     """The rows (of one purpose / batch) confirmed at or after `since`, as in
     ApplyReport.confirmed: what the earlier tries of a retried task wrote."""
-    cur = conn.execute(
-        """SELECT * FROM ops.outbox
-           WHERE status = 'confirmed' AND confirmed_at >= %s
-             AND (%s::text IS NULL OR purpose = %s)
-             AND (%s::text IS NULL OR batch_id = %s)
-           ORDER BY confirmed_at, id""",
-        (since, purpose, purpose, batch_id, batch_id))
-    names = [d.name for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            sql.SQL("""SELECT * FROM ops.outbox
+                WHERE status = 'confirmed' AND confirmed_at >= %(since)s AND {of_purpose_and_batch}
+                ORDER BY confirmed_at, id""").format(of_purpose_and_batch=_OF_PURPOSE_AND_BATCH),
+            {"since": since, "purpose": purpose, "batch_id": batch_id}).fetchall()
     return [{**_brief(row, "adopted" if row["adopted"] else ""), "remote_id": row["remote_id"]}
             for row in rows]
 
 
 def _sendable_rows(conn, purpose, batch_id) -> list[dict]:
-    cur = conn.execute(
-        """SELECT * FROM ops.outbox
-           WHERE status = ANY(%s)
-             AND (%s::text IS NULL OR purpose = %s)
-             AND (%s::text IS NULL OR batch_id = %s)""",
-        (list(SENDABLE), purpose, purpose, batch_id, batch_id))
-    names = [d.name for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    return sorted(rows, key=lambda r: (r["purpose"] != "deal_setup", r["deal_id"] or "",
-                                       r["step"], KIND_ORDER[r["kind"]], r["id"]))
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            sql.SQL("SELECT * FROM ops.outbox WHERE status = ANY(%(sendable)s) AND {of_purpose_and_batch}"
+                    ).format(of_purpose_and_batch=_OF_PURPOSE_AND_BATCH),
+            {"sendable": list(SENDABLE), "purpose": purpose, "batch_id": batch_id}).fetchall()
+    return sorted(rows, key=lambda row: (row["purpose"] != "deal_setup", row["deal_id"] or "",
+                                         row["step"], KIND_ORDER[row["kind"]], row["id"]))
 
 
 def _dependency(conn, row) -> dict | None:
     if not row["depends_on"]:
         return None
-    found = conn.execute(
-        "SELECT status, remote_id, kind, payload FROM ops.outbox WHERE idempotency_key = %s",
-        (row["depends_on"],)).fetchone()
-    if not found:
-        return None
-    return {"status": found[0], "remote_id": found[1], "kind": found[2], "payload": found[3]}
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT status, remote_id, kind, payload FROM ops.outbox WHERE idempotency_key = %s",
+            (row["depends_on"],)).fetchone()
 
 
 def _brief(row: dict, note: str = "") -> dict:
@@ -116,117 +186,54 @@ def _brief(row: dict, note: str = "") -> dict:
             "currency": row["currency"], "remote_id": row.get("remote_id"), "note": note}
 
 
-def _resolved_payload(row: dict, dependency: dict | None) -> dict:
-    payload = dict(row["payload"])
-    if dependency is None:
-        return payload
-    parent_id = dependency["remote_id"]
-    if row["kind"] == "erp_job":
-        payload["externalId"] = parent_id
-    elif row["kind"] == "erp_billing_line":
-        payload["job"] = {"id": parent_id}
-    elif row["kind"] == "crm_deal_link":  # after the ERP job, which carries the PSA id
-        psa_id = (dependency["payload"] or {}).get("externalId") \
-            if dependency["kind"] == "erp_job" else parent_id
-        payload["properties"] = {**payload.get("properties", {}), "psa_project_id": psa_id}
-    return payload
-
-
 def _send_one(conn, writes: SourceWrites, row: dict, dependency: dict | None,
               report: ApplyReport) -> None:
-    payload = _resolved_payload(row, dependency)
-    with conn.transaction():
-        conn.execute(
-            """UPDATE ops.outbox SET status = 'sent', attempts = attempts + 1, payload = %s,
-                      sent_at = now(), updated_at = now() WHERE id = %s""",
-            (json.dumps(payload), row["id"]))
+    payload = resolved_payload(row, dependency)
+    _mark_sent(conn, row["id"], payload)
     try:
-        found, adopted = _execute(writes, row["kind"], row, payload)
+        found, adopted = deliver(writes, row, payload)
     except (WriteFailed, SourceApiError, AirflowFailException) as err:
-        body = str(err)[:4000]
-        with conn.transaction():
-            conn.execute(
-                """UPDATE ops.outbox SET status = 'failed', response_body = %s,
-                          response_status = %s, updated_at = now() WHERE id = %s""",
-                (body, _status_in(body), row["id"]))
+        body = str(err)[:MAX_BODY_CHARS]
+        _mark_failed(conn, row["id"], body)
         log.warning("outbox %s: FAILED: %s", row["idempotency_key"], body)
         report.failed.append(_brief(row, body))
         return
-    with conn.transaction():
-        conn.execute(
-            """UPDATE ops.outbox SET status = 'confirmed', remote_id = %s, adopted = %s,
-                      response_body = %s, response_status = NULL, confirmed_at = now(),
-                      updated_at = now() WHERE id = %s""",
-            (found.remote_id, adopted, json.dumps(found.record)[:4000], row["id"]))
+    _mark_confirmed(conn, row["id"], found, adopted)
     log.info("outbox %s: confirmed (%s %s)%s", row["idempotency_key"], row["system"].upper(),
              found.remote_id, " - adopted after lookup" if adopted else "")
     report.confirmed.append({**_brief(row, "adopted" if adopted else ""),
                              "remote_id": found.remote_id})
 
 
+def _mark_sent(conn, outbox_id: int, payload: dict) -> None:
+    """Committed BEFORE the request: a crash after it leaves the row `sent`."""
+    with conn.transaction():
+        conn.execute(
+            """UPDATE ops.outbox SET status = 'sent', attempts = attempts + 1, payload = %s,
+                      sent_at = now(), updated_at = now() WHERE id = %s""",
+            (json.dumps(payload), outbox_id))
+
+
+def _mark_failed(conn, outbox_id: int, body: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            """UPDATE ops.outbox SET status = 'failed', response_body = %s,
+                      response_status = %s, updated_at = now() WHERE id = %s""",
+            (body, _status_in(body), outbox_id))
+
+
+def _mark_confirmed(conn, outbox_id: int, found: Found, adopted: bool) -> None:
+    with conn.transaction():
+        conn.execute(
+            """UPDATE ops.outbox SET status = 'confirmed', remote_id = %s, adopted = %s,
+                      response_body = %s, response_status = NULL, confirmed_at = now(),
+                      updated_at = now() WHERE id = %s""",
+            (found.remote_id, adopted, json.dumps(found.record)[:MAX_BODY_CHARS], outbox_id))
+
+
 def _status_in(message: str) -> int | None:
+    """The HTTP status (4xx / 5xx) an error message names, if any."""
     for token in message.replace(":", " ").split():
         if token.isdigit() and len(token) == 3 and token[0] in "45":
             return int(token)
     return None
-
-
-def _create_once(lookup, create) -> tuple[Found, bool]:
-    """Look up; create only when absent; after a lost answer, look up again and adopt."""
-    existing = lookup()
-    if existing is not None:
-        return existing, True
-    try:
-        return create(), False
-    except SourceApiError as err:  # 5xx or no answer: the create may have happened
-        existing = lookup()
-        if existing is not None:
-            log.info("create answer lost (%s); the record exists: adopting it", err)
-            return existing, True
-        raise WriteFailed(f"{err}; lookup afterwards found no record") from None
-
-
-def _execute(writes: SourceWrites, kind: str, row: dict, payload: dict) -> tuple[Found, bool]:
-    if kind == "psa_project":
-        deal_id = row["deal_id"]
-        return _create_once(lambda: writes.find_project_by_deal(deal_id),
-                            lambda: writes.create_project(payload))
-    if kind in ("erp_job", "erp_billing_line"):
-        record_type = "job" if kind == "erp_job" else "billingMilestone"
-        external_id = str(payload["externalId"])
-        found, adopted = _create_once(lambda: writes.find_erp(record_type, external_id),
-                                      lambda: writes.create_erp(record_type, payload))
-        if not found.remote_id:  # 204 without a Location: read the id back
-            found = writes.find_erp(record_type, external_id) or found
-        return found, adopted
-    if kind == "crm_deal_link":
-        deal_id = row["deal_id"]
-        properties = payload["properties"]
-        try:
-            record = writes.patch_deal(deal_id, properties)
-            return Found(deal_id, {"properties": {k: record.get("properties", {}).get(k)
-                                                  for k in properties}}), False
-        except SourceApiError as err:
-            current = writes.get_deal(deal_id, list(properties)).get("properties", {})
-            if all(str(current.get(k)) == str(v) for k, v in properties.items()):
-                return Found(deal_id, {"properties": properties}), True
-            raise WriteFailed(f"{err}; read-back shows {current}") from None
-    if kind == "psa_time_entry_rate":
-        entry_id = row["record_key"]
-        try:
-            record = writes.patch_time_entry(entry_id, payload)
-            return Found(entry_id, {k: record.get(k) for k in payload}), False
-        except SourceApiError as err:
-            current = writes.get_time_entry(entry_id)
-            if all(_same(current.get(k), v) for k, v in payload.items()):
-                return Found(entry_id, {k: current.get(k) for k in payload}), True
-            raise WriteFailed(f"{err}; read-back shows "
-                              f"{ {k: current.get(k) for k in payload} }") from None
-    raise AirflowFailException(f"outbox: unknown kind {kind!r}")
-
-
-def _same(a, b) -> bool:
-    try:
-        return abs(float(a) - float(b)) <= 0.005
-    except (TypeError, ValueError):
-        return a == b

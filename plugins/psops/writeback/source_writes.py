@@ -11,13 +11,13 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from psops import catalogue
+from psops.connectors.engine import make_hook
 from psops.connectors.source_api_hook import SourceApiHook
 
 log = logging.getLogger(__name__)
 
 ERP_RECORDS = "/services/rest/record/v1"
-CONN_IDS = {"crm": "crm_api", "psa": "psa_api", "erp": "erp_api"}
-AUTH_STYLES = {"crm": "bearer", "psa": "bearer_account", "erp": "oauth2_client_credentials"}
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Found:
 
 
 class SourceWrites:
-    """Hooks for CRM, PSA and ERP, created on first use (one session each)."""
+    """Hooks for CRM, PSA and ERP (connection, auth and token path from the catalogue),
+    created on first use (one session each)."""
 
     def __init__(self, hooks: dict[str, SourceApiHook] | None = None,
                  max_attempts: int | None = None):
@@ -38,10 +39,7 @@ class SourceWrites:
 
     def hook(self, system: str) -> SourceApiHook:
         if system not in self._hooks:
-            options = {"max_attempts": self._max_attempts} if self._max_attempts else {}
-            self._hooks[system] = SourceApiHook(
-                CONN_IDS[system], AUTH_STYLES[system], system,
-                token_path="/oauth2/token" if system == "erp" else None, **options)
+            self._hooks[system] = make_hook(catalogue.system(system), self._max_attempts)
         return self._hooks[system]
 
     def metrics(self) -> dict[str, dict]:

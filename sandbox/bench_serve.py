@@ -1,6 +1,6 @@
 """Benchmark: serve 1,000,000 PSA time entries at per_page=2000 over real HTTP.
 
-    PYTHONPATH=include .venv/bin/python -m sandbox.bench_serve [--time-entries N]
+    PYTHONPATH=. .venv/bin/python -m sandbox.bench_serve [--time-entries N]
 """
 
 from __future__ import annotations

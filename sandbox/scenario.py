@@ -1,4 +1,5 @@
 """A tiny, hand-made dataset for tests: every mart formula and every blocking reason.
+(Over 300 lines: the records are data, listed one by one so a reader can check each.)
 
     from sandbox.scenario import build_scenario_dataset, SCENARIO_TODAY
     sb = start_sandbox(dataset=build_scenario_dataset, port=0)   # as-of 2026-03-31

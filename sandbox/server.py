@@ -59,6 +59,22 @@ def resolve_ports(port: int | None = None, ports: dict[str, int] | None = None) 
     return chosen
 
 
+def connection_env(credentials: Credentials, host: str, ports: dict[str, int]
+                   ) -> dict[str, str]:
+    """AIRFLOW_CONN_* variables (Airflow JSON form) for a sandbox at `host`, `ports`."""
+    c = credentials
+    fields = {
+        "crm": {"password": c.crm_token},
+        "psa": {"login": c.psa_account_id, "password": c.psa_token},
+        "erp": {"login": c.erp_client_id, "password": c.erp_client_secret},
+        "hris": {"login": c.hris_api_key, "extra": {"company": c.hris_company}},
+        "webhook": {"extra": {"path": c.webhook_path}},
+    }
+    return {f"AIRFLOW_CONN_{CONN_IDS[s]}": json.dumps(
+        {"conn_type": "http", "host": host, "port": ports[s], "schema": "http",
+         **fields[s]}) for s in SYSTEMS}
+
+
 class SandboxHandle:
     """A running sandbox: URLs, Airflow connections, faults, write log, stats."""
 
@@ -110,17 +126,7 @@ class SandboxHandle:
     # --- what clients need ----------------------------------------------------
     def conn_env(self) -> dict[str, str]:
         """AIRFLOW_CONN_* variables (Airflow JSON form) pointing at this sandbox."""
-        c = self.state.credentials
-        fields = {
-            "crm": {"password": c.crm_token},
-            "psa": {"login": c.psa_account_id, "password": c.psa_token},
-            "erp": {"login": c.erp_client_id, "password": c.erp_client_secret},
-            "hris": {"login": c.hris_api_key, "extra": {"company": c.hris_company}},
-            "webhook": {"extra": {"path": c.webhook_path}},
-        }
-        return {f"AIRFLOW_CONN_{CONN_IDS[s]}": json.dumps(
-            {"conn_type": "http", "host": self.host, "port": self.ports[s], "schema": "http",
-             **fields[s]}) for s in SYSTEMS}
+        return connection_env(self.state.credentials, self.host, self.ports)
 
     @property
     def credentials(self) -> Credentials:
