@@ -19,56 +19,72 @@ from datetime import date
 from pathlib import Path
 
 import bench_env
-import psycopg
 import requests
+from psycopg import sql
 
-from psops.connectors.engine import StreamRun
-from psops.connectors.spec import load_spec
-from psops.db import warehouse_connection
+from psops import catalogue
+from psops.connectors.ingest_task import run_stream
+from psops.db import scalar, warehouse_connection
+from psops.settings import WAREHOUSE_CONN_ID
 from tests.warehouse_fixtures import pg_bin
 
-TABLE = "raw.psa_time_entries"
+SYSTEM = "psa"
+STREAM = catalogue.system(SYSTEM).stream("time_entries")
+TABLE = sql.Identifier("raw", STREAM.raw_table)
+COLUMNS = ["record_id", "source_updated_at", "payload", "run_id"]
 
 
 def engine_run() -> int:
-    """As the ingest task runs a stream: the engine on the `warehouse` connection."""
-    spec = load_spec("psa")
-    with warehouse_connection(autocommit=True) as conn:
-        result = StreamRun(spec, spec.stream("time_entries"), conn, dag_id="bench",
-                           dag_run_id="bench", as_of=date(2026, 3, 31)).execute()
-    return result.records
+    """As the ingest DAG's task runs a stream: the ingest step on the `warehouse` connection."""
+    result = run_stream(SYSTEM, STREAM.name, dag_id=catalogue.ingest_dag_id(SYSTEM),
+                        dag_run_id="bench", as_of=date(2026, 3, 31))
+    return result["records"]
+
+
+def truncate_raw() -> None:
+    with warehouse_connection(autocommit=True, migrate=False) as conn:
+        conn.execute(sql.SQL("TRUNCATE {}").format(TABLE))
+
+
+def raw_rows() -> int:
+    with warehouse_connection(migrate=False) as conn:
+        return scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(TABLE))
+
+
+def export_raw(rows_file: Path) -> None:
+    """The engine's rows in COPY text format, for the ceiling run."""
+    statement = sql.SQL("COPY {} ({}) TO STDOUT").format(
+        TABLE, sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    with warehouse_connection(migrate=False) as conn, open(rows_file, "wb") as out:
+        with conn.cursor().copy(statement) as copy:
+            for chunk in copy:
+                out.write(chunk)
 
 
 def ceiling_run(target, rows_file: Path) -> int:
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLE}")
-    command = (f"\\copy {TABLE} (record_id, source_updated_at, payload, run_id) "
-               f"FROM '{rows_file}'")
+    truncate_raw()
+    command = f"\\copy {STREAM.table} ({', '.join(COLUMNS)}) FROM '{rows_file}'"
     subprocess.run([str(pg_bin("psql")), target.conninfo(), "-q", "-c", command], check=True)
-    with psycopg.connect(target.conninfo()) as conn:
-        return conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    return raw_rows()
 
 
-def naive_run(target, psa_url: str, account: str, token: str) -> int:
+def naive_run(psa_url: str, account: str, token: str) -> int:
     """What a peer would write: page with requests, insert_rows into the same table."""
     import json
 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLE}")
+    truncate_raw()
     headers = {"Authorization": f"Bearer {token}", "PSA-Account-Id": account,
                "User-Agent": "naive-bench"}
-    hook = PostgresHook(postgres_conn_id="warehouse")
+    hook = PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID)
     url = f"{psa_url}/v2/time_entries?per_page=2000"
     inserted = 0
     with requests.Session() as session:
         while url:
             data = session.get(url, headers=headers, timeout=60).json()
             rows = [(str(r["id"]), r["updated_at"], json.dumps(r), 0) for r in data["time_entries"]]
-            hook.insert_rows(TABLE, rows, target_fields=["record_id", "source_updated_at",
-                                                         "payload", "run_id"],
-                             commit_every=2000)
+            hook.insert_rows(STREAM.table, rows, target_fields=COLUMNS, commit_every=2000)
             inserted += len(rows)
             url = data["links"]["next"]
     return inserted
@@ -87,13 +103,9 @@ def main() -> None:
         engine_rows, engine_s = bench_env.timed(engine_run)
         rows_file = Path(scratch) / "time_entries.copy"
         os.chmod(scratch, 0o755)
-        with psycopg.connect(target.conninfo()) as conn, open(rows_file, "wb") as out:
-            with conn.cursor().copy(f"COPY {TABLE} (record_id, source_updated_at, payload, "
-                                    "run_id) TO STDOUT") as copy:
-                for chunk in copy:
-                    out.write(chunk)
+        export_raw(rows_file)
         ceiling_rows, ceiling_s = bench_env.timed(ceiling_run, target, rows_file)
-        naive_rows, naive_s = bench_env.timed(naive_run, target, sandbox["psa_url"],
+        naive_rows, naive_s = bench_env.timed(naive_run, sandbox["psa_url"],
                                               psa["login"], psa["password"])
     rates = {name: rows / seconds for name, rows, seconds in (
         ("engine", engine_rows, engine_s), ("ceiling", ceiling_rows, ceiling_s),

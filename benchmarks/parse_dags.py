@@ -55,7 +55,7 @@ def main() -> int:
     total = sum(seconds for seconds, _ in timings.values())
     if "--json" in sys.argv:
         print(json.dumps({"warmup_s": warmup, "total_s": total,
-                          "files": {k: v[0] for k, v in timings.items()}}))
+                          "files": {name: seconds for name, (seconds, _) in timings.items()}}))
         return 0
     print(f"warm-up: airflow.sdk + DAG processor (excluded): {warmup:.3f} s")
     for name, (seconds, dag_count) in timings.items():

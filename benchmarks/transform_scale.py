@@ -17,26 +17,23 @@ from datetime import date
 import bench_env
 import requests
 
-from psops.catalogue import system_names
-from psops.connectors.engine import StreamRun
-from psops.connectors.spec import load_spec
-from psops.db import warehouse_connection
+from psops import catalogue
+from psops.connectors.ingest_task import run_stream
 from psops.transform import steps
 
 AS_OF = date(2026, 3, 31)
 
 
 def ingest(systems=None, streams=None) -> float:
-    """As the ingest tasks run their streams: the engine on the `warehouse` connection."""
+    """As the ingest DAGs' tasks run their streams: the ingest step on the `warehouse`
+    connection, stream after stream."""
     started = time.perf_counter()
-    with warehouse_connection(autocommit=True) as conn:
-        for system in systems or system_names():
-            spec = load_spec(system)
-            for stream in spec.streams:
-                if streams and stream.name not in streams:
-                    continue
-                StreamRun(spec, stream, conn, dag_id=f"psops_ingest_{system}",
-                          dag_run_id=f"bench-{time.time()}", as_of=AS_OF).execute()
+    for system in systems or catalogue.system_names():
+        for stream in catalogue.system(system).streams:
+            if streams and stream.name not in streams:
+                continue
+            run_stream(system, stream.name, dag_id=catalogue.ingest_dag_id(system),
+                       dag_run_id=f"bench-{time.time()}", as_of=AS_OF)
     return time.perf_counter() - started
 
 

@@ -33,7 +33,6 @@ from psops.settings import DEMO_TIMEOUT_SECONDS  # noqa: E402
 
 INGEST_DAGS = [f"psops_ingest_{system}" for system in system_names()]
 ASSET_DAGS = ["psops_transform", "psops_writeback", "psops_approve_corrections"]
-PIPELINE_TIMEOUT_S = DEMO_TIMEOUT_SECONDS.number()
 FINAL_STATES = {"success", "failed"}
 
 
@@ -41,14 +40,15 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def run_python_module(*args: str) -> None:
-    """`python -m ...` with the stack's environment and its warehouse connection (the
-    embedded warehouse's, when AIRFLOW_CONN_WAREHOUSE is not set)."""
+def print_summary(as_of: str) -> None:
+    """bin/psops_demo_summary.py with the stack's environment and its warehouse
+    connection (the embedded warehouse's, when AIRFLOW_CONN_WAREHOUSE is not set)."""
     env = stack_environment()
     if not env.get("AIRFLOW_CONN_WAREHOUSE"):
         export_line = stack.run_warehouse_command("env", env)
         env["AIRFLOW_CONN_WAREHOUSE"] = shlex.split(export_line.partition("=")[2])[0]
-    subprocess.run([str(VENV_PYTHON), "-m", *args], env=env, check=True, cwd=REPO_ROOT)
+    subprocess.run([str(VENV_PYTHON), str(REPO_ROOT / "bin" / "psops_demo_summary.py"),
+                    as_of], env=env, check=True, cwd=REPO_ROOT)
 
 
 # --------------------------------------------------------------------------
@@ -183,7 +183,8 @@ class Progress:
 def wait_for_pipeline(api: AirflowApi, since: str) -> list[dict]:
     """Until the ingests, an Asset-triggered transform and write-back have finished."""
     progress = Progress(api, since)
-    deadline = time.monotonic() + PIPELINE_TIMEOUT_S
+    timeout_s = DEMO_TIMEOUT_SECONDS.number()
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         runs = progress.runs()
         progress.show(runs)
@@ -195,7 +196,7 @@ def wait_for_pipeline(api: AirflowApi, since: str) -> list[dict]:
         if _pipeline_done(runs):
             return runs
         time.sleep(3)
-    raise StackError(f"the pipeline did not finish within {PIPELINE_TIMEOUT_S:.0f} s")
+    raise StackError(f"the pipeline did not finish within {timeout_s:.0f} s")
 
 
 def transform_as_of(runs: list[dict]) -> str:
@@ -241,9 +242,7 @@ def main() -> int:
         start_ingests(api, as_of)
         as_of = transform_as_of(wait_for_pipeline(api, since))
         step("Summary")
-        run_python_module("psops.demo_summary", as_of)
-        step("Write-back: what was created and corrected, what waits for finance")
-        run_python_module("psops.writeback.demo_summary", as_of)
+        print_summary(as_of)
     except (StackError, ApiError, subprocess.CalledProcessError) as err:
         print(f"psops: error: {err}", file=sys.stderr)
         return 1

@@ -29,8 +29,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from psops_rest import AirflowApi
-from psops_stack_config import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+from psops_rest import AirflowApi  # noqa: E402
+from psops_stack_config import (  # noqa: E402
     BIN_AIRFLOW,
     REPO_ROOT,
     VENV_PYTHON,
@@ -44,16 +45,16 @@ from psops_stack_config import (
     state_dir,
     write_settings,
 )
-from psops_stack_processes import (
+from psops_stack_processes import (  # noqa: E402
     all_component_names,
     log_file,
+    log_tail,
     running_pid,
     start_process,
     stop_process,
 )
 
-START_TIMEOUT_S = float(os.environ.get("PSOPS_STACK_START_TIMEOUT_SECONDS", 240))
-
+from psops.settings import STACK_START_TIMEOUT_SECONDS  # noqa: E402
 
 # --------------------------------------------------------------------------
 # The warehouse
@@ -110,29 +111,23 @@ def celery_worker_ready() -> bool:
 
 
 def wait_until_healthy(settings: dict[str, str], names: list[str]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+    timeout_s = STACK_START_TIMEOUT_SECONDS.number()
+    deadline = time.monotonic() + timeout_s
     url = api_url(settings)
     waiting: list[str] = []
     while time.monotonic() < deadline:
         for name in names:
             if running_pid(name) is None:
                 raise StackError(f"{name} exited while starting; last lines of "
-                                 f"{log_file(name)}:\n{_tail(log_file(name))}")
+                                 f"{log_file(name)}:\n{log_tail(name)}")
         waiting = unhealthy_parts(health(url))
         if "celery-worker" in names and not celery_worker_ready():
             waiting.append("celery-worker")
         if not waiting:
             return
         time.sleep(1)
-    raise StackError(f"not healthy after {START_TIMEOUT_S:.0f} s: {', '.join(waiting)}; "
+    raise StackError(f"not healthy after {timeout_s:.0f} s: {', '.join(waiting)}; "
                      f"logs in {state_dir() / 'logs'}")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # --------------------------------------------------------------------------
@@ -185,7 +180,7 @@ def _start_components() -> dict[str, str]:
     env = stack_environment()
     say(f"metadata database: {_redact(settings['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])}")
     say("preparing the Airflow metadata database (the first start migrates it: about a minute)")
-    _check_pool(env)
+    _prepare_metadata_database(env)
     parts = components(settings)
     executor = settings["AIRFLOW__CORE__EXECUTOR"]
     broker = settings.get("AIRFLOW__CELERY__BROKER_URL")
@@ -206,15 +201,22 @@ def _start_warehouse() -> bool:
     return "started" in output and "already" not in output
 
 
-def _check_pool(env: dict[str, str]) -> None:
-    """bin/airflow migrates the metadata database and creates the pools on first use."""
+def _prepare_metadata_database(env: dict[str, str]) -> None:
+    """The first bin/airflow call of a metadata database migrates it and creates the
+    pools: made here, once, before the components start (they would race to migrate it);
+    then every pool of the catalogue must be there."""
     from psops.catalogue import request_pools
 
+    _airflow_or_fail(["pools", "list"], env, "the metadata database is not ready")
     for pool in request_pools():
-        result = _airflow(["pools", "get", pool], env, timeout=600)
-        if result.returncode != 0:
-            raise StackError(f"the metadata database is not ready (pool {pool}):\n"
-                             f"{result.stderr[-2000:]}")
+        _airflow_or_fail(["pools", "get", pool], env,
+                         f"the metadata database is not ready (pool {pool})")
+
+
+def _airflow_or_fail(args: list[str], env: dict[str, str], problem: str) -> None:
+    result = _airflow(args, env, timeout=600)
+    if result.returncode != 0:
+        raise StackError(f"{problem}:\n{result.stderr[-2000:]}")
 
 
 def _redact(url: str) -> str:

@@ -21,8 +21,15 @@ VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 # The product's code: what every process of the stack has on its PYTHONPATH. Never the
 # repository root, from which the sandbox (development tooling) would import.
 PRODUCT_PYTHONPATH = str(REPO_ROOT / "plugins")
-DEFAULT_PORT = 8080
 sys.path.insert(0, PRODUCT_PYTHONPATH)
+
+from psops.settings import (  # noqa: E402
+    CELERY_BROKER,
+    CELERY_CONCURRENCY,
+    CELERY_QUEUE,
+    STACK_PORT,
+    Setting,
+)
 
 
 class StackError(RuntimeError):
@@ -93,8 +100,15 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def _integer(setting: Setting) -> int:
+    try:
+        return setting.integer()
+    except ValueError as err:
+        raise StackError(str(err)) from None
+
+
 def _api_port() -> int:
-    wanted = int(os.environ.get("PSOPS_STACK_PORT", DEFAULT_PORT))
+    wanted = _integer(STACK_PORT)
     if wanted == 0:
         return free_port()
     if port_taken(wanted):
@@ -114,7 +128,7 @@ def write_settings(metadata_url: str) -> dict[str, str]:
     known = json.loads(passwords.read_text()) if passwords.exists() else {}
     _write_private(passwords, json.dumps(
         {user: known.get(user) or secrets.token_urlsafe(12) for user in users}))
-    broker = os.environ.get("PSOPS_CELERY_BROKER", "")
+    broker = CELERY_BROKER.text()
     settings = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker else "LocalExecutor",
@@ -138,7 +152,7 @@ def write_settings(metadata_url: str) -> dict[str, str]:
         # Every process of the stack, and every later command on it, uses this warehouse.
         settings["AIRFLOW_CONN_WAREHOUSE"] = os.environ["AIRFLOW_CONN_WAREHOUSE"]
     if broker:
-        queue = os.environ.get("PSOPS_CELERY_QUEUE", "psops")
+        queue = CELERY_QUEUE.text()
         settings.update({
             "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
@@ -172,7 +186,7 @@ def components(settings: dict[str, str]) -> list[Component]:
         Component("triggerer", ("triggerer",)),
     ]
     if settings["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor":
-        concurrency = os.environ.get("PSOPS_CELERY_CONCURRENCY", "4")
+        concurrency = str(_integer(CELERY_CONCURRENCY))
         parts.append(Component("celery-worker", (
             "celery", "worker", "--queues", settings["PSOPS_CELERY_QUEUE"],
             "--concurrency", concurrency)))

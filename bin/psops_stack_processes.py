@@ -22,6 +22,13 @@ def log_file(name: str) -> Path:
     return state_dir() / "logs" / f"{name}.log"
 
 
+def log_tail(name: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(log_file(name).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     """/proc/<pid>/stat after the command name: [state, ppid, pgrp, ..., starttime (19)]."""
     try:

@@ -12,6 +12,7 @@ from psops.catalogue import request_pool
 from psops.dag_defaults import dag_arguments
 from psops.finance_access import hitl_assignees
 from psops.settings import APPROVAL_TIMEOUT_MINUTES
+from psops.writeback import decisions
 
 APPROVAL_TIMEOUT = APPROVAL_TIMEOUT_MINUTES.minutes()
 
@@ -75,8 +76,8 @@ def psops_approve_corrections():
         task_id="finance_approval",
         subject="{{ ti.xcom_pull(task_ids='describe_batch')['subject'] }}",
         body="{{ ti.xcom_pull(task_ids='describe_batch')['body'] }}",
-        options=["Approve", "Reject"],  # psops.writeback.approval.APPROVE / REJECT
-        defaults=["Reject"],
+        options=list(decisions.OPTIONS),
+        defaults=[decisions.DEFAULT],
         multiple=False,
         params={"reject_projects": Param("", type="string",
                                          description="project codes to reject (comma-separated)")},

@@ -10,7 +10,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from psops.catalogue import request_pool
+from psops.catalogue import request_pool, request_pools
 from psops.dag_defaults import as_of_date, dag_arguments
 from psops.settings import MARTS_ASSET_URI
 
@@ -18,8 +18,10 @@ MARTS = Asset(MARTS_ASSET_URI)
 
 # Their tasks call the ERP: they share its requests-in-flight pool with the ERP ingest.
 ERP_POOL = request_pool("erp")
+ERP_POOL_NOTE = (f"ERP writers share the pool `{ERP_POOL}` with the ERP ingest "
+                 f"({request_pools()[ERP_POOL]} requests in flight at most)." if ERP_POOL else "")
 
-DOC = """
+DOC = f"""
 ### psops_writeback: pushing the fixes back to CRM, PSA and ERP
 
 **What it does.** Runs after every marts build (`psops://marts`). Every write goes
@@ -62,8 +64,7 @@ a confirmed write is never sent again) and posted to `alerts_webhook` once its r
 are used up; summary is then `upstream_failed`. A digest the webhook did not take
 fails send_alert_digest the same way (its items are not marked as alerted, so the
 retry or the next run sends them). 4xx answers are a contract problem: fix and let the
-next run retry. Re-running this DAG is always safe. ERP writers share the pool
-`erp_api` with the ERP ingest (2 requests in flight at most).
+next run retry. Re-running this DAG is always safe. {ERP_POOL_NOTE}
 """
 
 
@@ -126,11 +127,17 @@ def psops_writeback():
     digest = send_alert_digest(setup, corrections)
     summary(plan, setup, corrections, digest)
 
-    corrections_held(plan) >> TriggerDagRunOperator(
+    corrections_held(plan) >> hand_over_approvals()
+
+
+def hand_over_approvals() -> TriggerDagRunOperator:
+    """Triggers psops_approve_corrections for the batch plan_writes held; does not wait."""
+    batch_id = "{{ ti.xcom_pull(task_ids='plan_writes')['batch_id'] }}"
+    return TriggerDagRunOperator(
         task_id="hand_over_approvals",
         trigger_dag_id="psops_approve_corrections",
-        trigger_run_id="approve__{{ ti.xcom_pull(task_ids='plan_writes')['batch_id'] }}",
-        conf={"batch_id": "{{ ti.xcom_pull(task_ids='plan_writes')['batch_id'] }}"},
+        trigger_run_id=f"approve__{batch_id}",
+        conf={"batch_id": batch_id},
         wait_for_completion=False,
         skip_when_already_exists=True,
     )

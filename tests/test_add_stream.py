@@ -1,8 +1,9 @@
 """Adding a stream the way the README says ("Add a stream"): one YAML block in the
 connector spec and one staging SQL file, nothing else, in a copy of the product. Then,
-in a process that imports only the copy, the ingest and the transform run through the
-functions the DAG tasks call; the new stream has its task, raw table, staging and
-curated tables, and its structural quality rules."""
+in a process that imports only the copy, the ingest and the transform (with GX) run
+through the functions the DAG tasks call; the new stream has its task, raw table,
+staging and curated tables, and its structural quality rules, checked by GX too (its
+suite rendered from the catalogue, as no file in expectations/ holds it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from datetime import date
 import psycopg
 import pytest
 
+from psops.db import scalar
+from psops.transform.gx_validation import REGENERATE_SUITES
 from tests.conftest import REPO_ROOT
 
 AS_OF = date(2026, 3, 31)
@@ -35,27 +38,30 @@ SELECT r.record_id                                          AS project_budget_id
        staging.to_num_or_null(r.payload -> 'budget_hours')  AS budget_hours,
        staging.to_num_or_null(r.payload -> 'fee')           AS fee,
        r.payload ->> 'currency'                             AS currency,
+       r.payload ->> 'code' LIKE 'PRJ-%'                    AS standard_code,  -- % is literal
        r.source_updated_at, r.load_seq, r.run_id
 FROM latest_raw r
 """
 
-# Runs in the copy: the ingest tasks' function, then the transform's steps in order.
+# Runs in the copy: the ingest step the DAG tasks call, then the transform's steps in
+# order, with GX (the new entity has no file in expectations/).
 PIPELINE = f"""
 import json
-from datetime import UTC, datetime
-from types import SimpleNamespace
+import sys
+from datetime import date
+from pathlib import Path
 
 import psops
 from psops import catalogue
 from psops.connectors.ingest_dag import build_ingest_dag
-from psops.connectors.ingest_task import run_stream_task
+from psops.connectors.ingest_task import run_stream
 from psops.transform.runner import run_transform
 
-as_of = datetime({AS_OF.year}, {AS_OF.month}, {AS_OF.day}, tzinfo=UTC)
+as_of = date({AS_OF.year}, {AS_OF.month}, {AS_OF.day})
 for system, stream in (("hris", "employees"), ("psa", "project_budgets")):
-    dag = SimpleNamespace(dag_id=catalogue.ingest_dag_id(system))
-    run_stream_task(system, stream, {{"dag": dag, "run_id": "add_stream", "logical_date": as_of}})
-result = run_transform(as_of.date())
+    run_stream(system, stream, dag_id=catalogue.ingest_dag_id(system),
+               dag_run_id="add_stream", as_of=as_of)
+result = run_transform(as_of, with_gx=True, docs_dir=Path(sys.argv[1]))
 print(json.dumps({{
     "package": psops.__file__,
     "psa_tasks": sorted(build_ingest_dag("psa").task_ids),
@@ -82,7 +88,8 @@ def copy_with_new_stream(root) -> None:
     (root / "include" / "sql" / "curated" / "project_budgets.sql").write_text(STAGING_SQL)
 
 
-def run_pipeline(root, warehouse_uri: str, sandbox, tmp_path) -> dict:
+def run_pipeline(root, warehouse_uri: str, sandbox, tmp_path) -> tuple[dict, str]:
+    """The pipeline's outcome and its log (Airflow logs to stdout)."""
     env = {
         **os.environ, **sandbox.conn_env(),
         "PYTHONPATH": str(root / "plugins"),
@@ -91,15 +98,15 @@ def run_pipeline(root, warehouse_uri: str, sandbox, tmp_path) -> dict:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW_CONN_WAREHOUSE": warehouse_uri,
     }
-    done = subprocess.run([sys.executable, "-c", PIPELINE], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", PIPELINE, str(tmp_path / "data_docs")],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout + done.stderr
 
 
 def count(conninfo: str, query: str) -> int:
     with psycopg.connect(conninfo) as conn:
-        return conn.execute(query).fetchone()[0]
+        return scalar(conn, query)
 
 
 def test_a_stream_added_the_documented_way_flows_to_curated(database_factory, sandbox, tmp_path):
@@ -107,7 +114,7 @@ def test_a_stream_added_the_documented_way_flows_to_curated(database_factory, sa
     copy_with_new_stream(root)
     target = database_factory.create()
 
-    outcome = run_pipeline(root, target.airflow_uri(), sandbox, tmp_path)
+    outcome, log = run_pipeline(root, target.airflow_uri(), sandbox, tmp_path)
 
     assert outcome["package"].startswith(str(root))
     assert "load_project_budgets" in outcome["psa_tasks"]
@@ -117,5 +124,10 @@ def test_a_stream_added_the_documented_way_flows_to_curated(database_factory, sa
     assert count(conninfo, "SELECT count(DISTINCT record_id) FROM raw.psa_project_budgets") == projects
     assert count(conninfo, "SELECT count(*) FROM curated.project_budgets") == projects
     assert count(conninfo, "SELECT count(*) FROM curated.project_budgets WHERE budget_hours > 0") > 0
+    assert count(conninfo, "SELECT count(*) FROM curated.project_budgets WHERE standard_code") > 0
     assert count(conninfo, "SELECT count(*) FROM ops.exceptions "
                            "WHERE entity = 'project_budget'") == 0
+    assert "no suite file" in log and "for entity project_budget" in log
+    assert REGENERATE_SUITES in log
+    assert count(conninfo, "SELECT count(*) FROM ops.quality_results "
+                           "WHERE suite = 'psops.project_budget' AND success") == 2

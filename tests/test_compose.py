@@ -110,8 +110,59 @@ def test_init_hands_the_data_docs_volume_to_the_airflow_user(resolved_compose):
 def test_init_creates_the_pools_from_their_one_definition(resolved_compose):
     """The scheduler never schedules a task whose pool does not exist."""
     script = " ".join(resolved_compose["services"]["airflow-init"]["command"])
-    assert "python -m psops.catalogue pools | while read -r pool slots" in script
-    assert 'airflow pools set "$$pool" "$$slots"' in script  # $$: a literal $
+    assert 'pools="$$(python -m psops.catalogue pools)" &&' in script  # $$: a literal $
+    assert 'airflow pools set "$$pool" "$$slots"' in script
+
+
+# The init's commands replaced by shell functions that log their arguments; the
+# catalogue prints CATALOGUE_OUTPUT and exits with CATALOGUE_STATUS.
+INIT_STUBS = """
+mkdir() { :; }
+chown() { :; }
+airflow() { echo "airflow $*" >>"$CALLS"; }
+python() {
+    echo "python $*" >>"$CALLS"
+    [ "$*" = "-m psops.catalogue pools" ] || return 0
+    printf '%s' "$CATALOGUE_OUTPUT"
+    return "$CATALOGUE_STATUS"
+}
+"""
+
+
+def run_init(resolved_compose, tmp_path, catalogue_output: str, catalogue_status: int):
+    """The airflow-init script as bash runs it (compose's `$$` is a literal `$`)."""
+    bash_flag, script = resolved_compose["services"]["airflow-init"]["command"]
+    calls = tmp_path / "calls"
+    calls.touch()
+    result = subprocess.run(
+        ["bash", bash_flag, INIT_STUBS + script.replace("$$", "$")],
+        env={"PATH": "/usr/bin:/bin", "CALLS": str(calls), "CATALOGUE_OUTPUT": catalogue_output,
+             "CATALOGUE_STATUS": str(catalogue_status)},
+        capture_output=True, text=True, timeout=60)
+    return result.returncode, calls.read_text().splitlines()
+
+
+def test_init_sets_each_pool_the_catalogue_names(resolved_compose, tmp_path):
+    status, calls = run_init(resolved_compose, tmp_path, "erp_api 2\nother_api 5\n", 0)
+    assert status == 0
+    assert [call for call in calls if call.startswith("airflow pools")] == [
+        "airflow pools set erp_api 2 at most 2 requests in flight to erp_api, across all DAGs",
+        "airflow pools set other_api 5 at most 5 requests in flight to other_api, across all DAGs",
+    ]
+
+
+def test_init_fails_when_the_catalogue_fails(resolved_compose, tmp_path):
+    """A broken catalogue must not leave an init that "succeeded" without its pools."""
+    status, calls = run_init(resolved_compose, tmp_path, "", 1)
+    assert status != 0
+    assert "python -m psops.catalogue pools" in calls
+    assert not [call for call in calls if call.startswith("airflow pools")]
+
+
+def test_init_succeeds_with_no_pools(resolved_compose, tmp_path):
+    status, calls = run_init(resolved_compose, tmp_path, "", 0)
+    assert status == 0
+    assert not [call for call in calls if call.startswith("airflow pools")]
 
 
 def test_a_broken_compose_file_is_rejected(tmp_path):

@@ -43,6 +43,13 @@ def test_the_product_never_imports_the_sandbox():
     assert importing == []
 
 
+def test_the_demo_tooling_is_not_in_the_product():
+    """What only `make demo` uses (its summary) lives in bin/, not in the psops package."""
+    assert sorted(str(path.relative_to(REPO_ROOT))
+                  for path in (PLUGINS_DIR / "psops").rglob("*demo*.py")) == []
+    assert (REPO_ROOT / "bin" / "psops_demo_summary.py").is_file()
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of each Dockerfile instruction, continuation lines joined."""
     text = (REPO_ROOT / "Dockerfile").read_text()

@@ -1,5 +1,6 @@
 """Every environment setting is defined once, in psops.settings, with its default and
-meaning; the product reads them only through it; the README lists them all."""
+meaning; the product, its tooling, tests and benchmarks read them only through it; the
+README lists them all."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 from psops.settings import SETTINGS, Setting, settings_table
 from tests.conftest import REPO_ROOT
 
-PRODUCT_FOLDERS = ("dags", "plugins")
+# Python code that reads settings: the product and what runs it or checks it.
+PYTHON_CODE = ("dags/**/*.py", "plugins/**/*.py", "bin/*.py", "tests/**/*.py",
+               "benchmarks/*.py")
 SETTINGS_MODULE = REPO_ROOT / "plugins" / "psops" / "settings.py"
 SETTING_NAME = re.compile(r"\bPSOPS_[A-Z0-9_]*[A-Z0-9]\b")
 NOT_SCANNED = {".venv", ".git", ".airflow", ".warehouse", "build", "__pycache__",
@@ -37,8 +40,10 @@ def test_a_setting_is_read_when_asked_for(monkeypatch):
     assert retries.integer() == int(retries.default)
     monkeypatch.setenv(retries.name, "5")
     assert retries.integer() == 5
-    monkeypatch.setenv(retries.name, "  ")
-    assert retries.text() == retries.default
+    monkeypatch.setenv(retries.name, "  ")  # set but empty: not silently the default
+    assert retries.text() == ""
+    with pytest.raises(ValueError, match="PSOPS_RETRIES='' is not a number"):
+        retries.integer()
     monkeypatch.setenv(retries.name, "many")
     with pytest.raises(ValueError, match="PSOPS_RETRIES='many' is not a number"):
         retries.integer()
@@ -72,7 +77,7 @@ def test_every_psops_variable_mentioned_anywhere_is_a_setting():
     assert unknown == {}, "define these in plugins/psops/settings.py"
 
 
-# -- the product reads PSOPS_* settings only through psops.settings ------------------
+# -- code reads PSOPS_* settings only through psops.settings -------------------------
 
 def _is_environ(node: ast.expr) -> bool:
     """`os.environ` or a bare `environ`."""
@@ -141,12 +146,28 @@ def test_the_check_finds_direct_reads(source, expected):
     assert psops_environment_reads(source) == expected
 
 
-def test_product_code_reads_psops_settings_only_through_psops_settings():
+def python_code() -> list[Path]:
+    paths = {path for pattern in PYTHON_CODE for path in REPO_ROOT.glob(pattern)}
+    return sorted(paths - {SETTINGS_MODULE})
+
+
+def test_the_checked_code_includes_tooling_tests_and_benchmarks():
+    folders = {path.relative_to(REPO_ROOT).parts[0] for path in python_code()}
+    assert folders == {"dags", "plugins", "bin", "tests", "benchmarks"}
+
+
+def test_code_reads_psops_settings_only_through_psops_settings():
     offenders = []
-    for folder in PRODUCT_FOLDERS:
-        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
-            if path == SETTINGS_MODULE:
-                continue
-            for line, name in psops_environment_reads(path.read_text()):
-                offenders.append(f"{path.relative_to(REPO_ROOT)}:{line} reads {name}")
+    for path in python_code():
+        for line, name in psops_environment_reads(path.read_text()):
+            offenders.append(f"{path.relative_to(REPO_ROOT)}:{line} reads {name}")
     assert offenders == [], "read these through psops.settings"
+
+
+def test_an_empty_finance_users_setting_names_nobody_and_is_refused(monkeypatch):
+    """Who may answer approvals is never silently the default."""
+    from psops.finance_access import finance_users
+
+    monkeypatch.setenv("PSOPS_FINANCE_USERS", "")
+    with pytest.raises(ValueError, match="names no user"):
+        finance_users()

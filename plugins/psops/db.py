@@ -34,26 +34,41 @@ class WarehouseUnavailable(RuntimeError):
     """The warehouse could not be reached or the analyst role could not be taken."""
 
 
+# Connection options psops needs unless the `warehouse` connection's extra says otherwise:
+# a page or a task must not hang on an unreachable server, and the server's activity
+# view should say who is connected.
+CONNECT_DEFAULTS = {"connect_timeout": 5, "application_name": "psops"}
+
+
 def warehouse_hook():
+    """PostgresHook on the `warehouse` connection, with CONNECT_DEFAULTS under its extra."""
+    import copy
+    import json
+
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID)
+    connection = copy.copy(PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID).connection)
+    connection.extra = json.dumps({**CONNECT_DEFAULTS, **connection.extra_dejson})
+    return PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID, connection=connection)
 
 
 def _connect():
     import psycopg
     from airflow.sdk.exceptions import AirflowFailException
+    from psycopg.rows import tuple_row
 
     from psops.oncall import first_line
 
     try:
-        return warehouse_hook().get_conn()
+        conn = warehouse_hook().get_conn()
     except psycopg.OperationalError as err:
         message = first_line(str(err), missing=repr(err))
         if any(marker in message for marker in _PERMANENT_CONNECT_ERRORS):
             raise AirflowFailException(
                 f"warehouse connection '{WAREHOUSE_CONN_ID}' refused: {message}") from None
         raise
+    conn.row_factory = tuple_row  # whatever `cursor` the connection's extra names
+    return conn
 
 
 @contextlib.contextmanager
@@ -123,5 +138,8 @@ def sqlalchemy_url() -> str:
 def scalar(conn, query, params=None, default=None):
     """The one value a query returns (its first row's first column), or `default` when
     it returns no row."""
-    row = conn.execute(query, params).fetchone()
-    return default if row is None else row[0]
+    from psycopg.rows import scalar_row
+
+    with conn.cursor(row_factory=scalar_row) as cur:
+        first = cur.execute(query, params).fetchmany(1)
+    return first[0] if first else default

@@ -56,9 +56,11 @@ class Setting:
     meaning: str
 
     def text(self) -> str:
-        """The value, stripped; the default when unset or empty."""
-        value = os.environ.get(self.name, "").strip()
-        return value or self.default
+        """The value, stripped; the default when the variable is not set. Set but empty
+        stays empty (e.g. a PSOPS_FINANCE_USERS that names nobody is an error, not the
+        default)."""
+        value = os.environ.get(self.name)
+        return self.default if value is None else value.strip()
 
     def is_set(self) -> bool:
         return bool(os.environ.get(self.name, "").strip())
@@ -89,7 +91,7 @@ class Setting:
 
     def path(self) -> Path:
         """The value as a path; a relative one is taken from the repository's root."""
-        return REPO_ROOT / Path(self.text()).expanduser()
+        return REPO_ROOT / Path(self.text() or self.default).expanduser()
 
 
 SETTINGS: dict[str, Setting] = {}

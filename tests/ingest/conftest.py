@@ -7,9 +7,11 @@ from datetime import date
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from psops import catalogue
 from psops.connectors.engine import StreamRun
+from psops.db import scalar
 from sandbox.server import start_sandbox
 
 AS_OF = date(2026, 3, 31)
@@ -60,6 +62,15 @@ def ingest_everything(target, sandbox, dag_run_id: str = "test") -> None:
             run_stream(target, stream.system, stream.name, dag_run_id=dag_run_id)
 
 
-def loaded_keys(target, table: str) -> list[str]:
+def loaded_keys(target, system: str, stream_name: str) -> list[str]:
+    """The record ids in the stream's raw table (a record loaded twice: twice)."""
+    table = sql.Identifier("raw", catalogue.system(system).stream(stream_name).raw_table)
     with psycopg.connect(target.conninfo()) as conn:
-        return [row[0] for row in conn.execute(f"SELECT record_id FROM {table}")]
+        return [record_id for (record_id,) in conn.execute(
+            sql.SQL("SELECT record_id FROM {}").format(table))]
+
+
+def value(target, query: str, params=()):
+    """The one value a query returns, in the target database."""
+    with psycopg.connect(target.conninfo()) as conn:
+        return scalar(conn, query, params)

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from psops import catalogue
-from tests.ingest.conftest import loaded_keys, run_stream
+from tests.ingest.conftest import loaded_keys, run_stream, value
 
 # (system, stream, sandbox table, odd page size): every incremental stream of the catalogue
 PAGED_STREAMS = [
@@ -49,7 +49,7 @@ def test_paginator_reads_to_the_end_at_odd_page_sizes(database_factory, sandbox_
     target = database_factory.create()
     result = run_stream(target, system, stream, page_size=page_size)
     expected = sandbox_keys(sandbox_env, *source)
-    keys = loaded_keys(target, f"raw.{system}_{stream}")
+    keys = loaded_keys(target, system, stream)
     assert sorted(keys) == sorted(expected)  # every record, once: no loss, no duplicate
     assert result.new_versions == len(expected)
     assert result.pages >= len(expected) // page_size
@@ -59,19 +59,20 @@ def test_paginator_reads_to_the_end_at_odd_page_sizes(database_factory, sandbox_
 def test_hris_snapshot_streams(database_factory, sandbox_env):
     target = database_factory.create()
     employees = run_stream(target, "hris", "employees")
-    assert sorted(loaded_keys(target, "raw.hris_employees")) == sorted(
+    assert sorted(loaded_keys(target, "hris", "employees")) == sorted(
         str(e["id"]) for e in sandbox_env.dataset.employees)
     assert employees.mode == "snapshot" and employees.watermark_after is None
     requests = run_stream(target, "hris", "time_off_requests")
     holidays = run_stream(target, "hris", "whos_out")
     assert requests.records > 0 and holidays.records > 0
     with psycopg.connect(target.conninfo()) as conn:
-        window = conn.execute(
+        window_start, window_end = conn.execute(
             "SELECT window_start::date, window_end::date FROM ops.ingest_runs "
             "WHERE stream = 'time_off_requests'").fetchone()
-        kinds = {row[0] for row in conn.execute(
+        kinds = {kind for (kind,) in conn.execute(
             "SELECT DISTINCT payload->>'type' FROM raw.hris_whos_out")}
-    assert [d.isoformat() for d in window] == ["2025-02-24", "2026-07-29"]  # 400 before, 120 after
+    # 400 days before, 120 after
+    assert [window_start.isoformat(), window_end.isoformat()] == ["2025-02-24", "2026-07-29"]
     assert "holiday" in kinds
 
 
@@ -82,12 +83,12 @@ def test_incremental_second_run_reads_only_the_overlap(database_factory, sandbox
     second = run_stream(target, "psa", "projects")
     assert second.records < first.records
     assert second.watermark_after > first.watermark_after
-    with psycopg.connect(target.conninfo()) as conn:
-        latest = conn.execute(
-            """SELECT count(*) FROM (SELECT DISTINCT ON (record_id) record_id, source_updated_at
-                                     FROM raw.psa_projects
-                                     ORDER BY record_id, source_updated_at DESC, load_seq DESC) t
-               WHERE source_updated_at = %s""", (second.watermark_after,)).fetchone()[0]
+    latest = value(
+        target,
+        """SELECT count(*) FROM (SELECT DISTINCT ON (record_id) record_id, source_updated_at
+                                 FROM raw.psa_projects
+                                 ORDER BY record_id, source_updated_at DESC, load_seq DESC) t
+           WHERE source_updated_at = %s""", (second.watermark_after,))
     assert latest == 3
 
 
@@ -98,13 +99,13 @@ def test_crm_sync_past_the_10000_result_cap(database_factory, monkeypatch):
 
     with start_sandbox(seed=5, port=0, crm_deals=12_345,
                        faults={"natural_limits": False}) as big:
-        for key, value in big.conn_env().items():
-            monkeypatch.setenv(key, value)
+        for key, setting in big.conn_env().items():
+            monkeypatch.setenv(key, setting)
         target = database_factory.create()
         result = run_stream(target, "crm", "deals")
         expected = sandbox_keys(big, "crm", "deals")
     assert len(expected) >= 12_345
-    assert set(loaded_keys(target, "raw.crm_deals")) == set(expected)
+    assert set(loaded_keys(target, "crm", "deals")) == set(expected)
     assert result.distinct_records == len(expected)
     assert result.records >= len(expected)  # restarts re-read the boundary timestamp
 
@@ -130,7 +131,7 @@ def test_erp_offset_paging_under_concurrent_updates_loses_nothing(database_facto
         stop.set()
         updater.join()
     expected = set(sandbox_keys(sandbox_env, "erp", "invoice"))
-    assert set(loaded_keys(target, "raw.erp_invoices")) == expected
+    assert set(loaded_keys(target, "erp", "invoices")) == expected
     assert result.distinct_records == len(expected)
 
 
@@ -138,7 +139,7 @@ def test_erp_token_expiry_mid_run(database_factory, sandbox_env):
     target = database_factory.create()
     sandbox_env.set_faults(token_lifetime=1, latency_ms=150, systems=["erp"])
     result = run_stream(target, "erp", "invoices", page_size=20)
-    assert set(loaded_keys(target, "raw.erp_invoices")) == set(
+    assert set(loaded_keys(target, "erp", "invoices")) == set(
         sandbox_keys(sandbox_env, "erp", "invoice"))
     assert result.retries >= 1  # at least one 401 answered by fetching a new token
 
@@ -159,7 +160,7 @@ def test_throttling_and_5xx_are_absorbed(database_factory, sandbox_env, system, 
         expected = sandbox_keys(sandbox_env, *source)
     else:
         expected = [str(e["id"]) for e in sandbox_env.dataset.employees]
-    assert sorted(set(loaded_keys(target, f"raw.{system}_{stream}"))) == sorted(expected)
+    assert sorted(set(loaded_keys(target, system, stream))) == sorted(expected)
     assert result.retries > 0 and result.failed_requests > 0
     if "throttle_rate" in faults:
         assert result.throttled > 0
@@ -215,9 +216,9 @@ def test_kill_between_pages_then_rerun(database_factory, sandbox_env, tmp_path):
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
+    assert value(target, "SELECT count(*) FROM raw.psa_time_entries") == 0
+    assert value(target, "SELECT count(*) FROM ops.watermarks") == 0
     with psycopg.connect(target.conninfo()) as conn:
-        assert conn.execute("SELECT count(*) FROM raw.psa_time_entries").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM ops.watermarks").fetchone()[0] == 0
         assert conn.execute("SELECT status FROM ops.ingest_runs").fetchall() == [("running",)]
 
     sandbox_env.set_faults(reset=True)
@@ -226,12 +227,12 @@ def test_kill_between_pages_then_rerun(database_factory, sandbox_env, tmp_path):
     with psycopg.connect(target.conninfo()) as conn:
         rows, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT record_id) FROM raw.psa_time_entries").fetchone()
-        watermark = conn.execute("SELECT watermark FROM ops.watermarks "
-                                 "WHERE system = 'psa' AND stream = 'time_entries'").fetchone()[0]
-        newest = conn.execute("SELECT max((payload->>'updated_at')::timestamptz) "
-                              "FROM raw.psa_time_entries").fetchone()[0]
+    watermark = value(target, "SELECT watermark FROM ops.watermarks "
+                              "WHERE system = 'psa' AND stream = 'time_entries'")
+    newest = value(target, "SELECT max((payload->>'updated_at')::timestamptz) "
+                           "FROM raw.psa_time_entries")
     assert rows == distinct == len(expected) == result.new_versions
-    assert set(loaded_keys(target, "raw.psa_time_entries")) == set(expected)
+    assert set(loaded_keys(target, "psa", "time_entries")) == set(expected)
     assert watermark == newest
 
 

@@ -27,9 +27,11 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.rows import namedtuple_row, scalar_row
 
 from psops.catalogue import raw_asset_uris, system_names
-from psops.settings import MARTS_ASSET_URI
+from psops.settings import MARTS_ASSET_URI, TEST_REDIS_URL
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bin"))
@@ -39,7 +41,7 @@ from psops_stack_config import read_env_file  # noqa: E402
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-REDIS_URL = os.environ.get("PSOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = TEST_REDIS_URL.text()
 INGESTS = [f"psops_ingest_{system}" for system in system_names()]
 RUN_TIMEOUT_S = 300
 
@@ -124,7 +126,8 @@ def stack(pg_server, database_factory, tmp_path_factory):
                                   capture_output=True, text=True, timeout=120, cwd="/")
             left = stack_processes(home)
             with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{metadata_db}" WITH (FORCE)')
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(metadata_db)))
             assert down.returncode == 0, down.stderr
             assert left == [], f"processes left behind by `bin/stack down`: {left}"
 
@@ -202,8 +205,8 @@ def test_no_stack_process_has_the_sandbox_on_its_path(stack):
     assert checked >= 4
 
 
-def test_assets_chain_the_pipeline_and_finance_approves(stack):
-    admin = stack.api("admin")
+def unpause_the_pipeline(stack: Stack, admin: AirflowApi) -> None:
+    """What `make demo` does: connections at the sandbox, every DAG parsed and unpaused."""
     psops_demo.register_connections(admin, {
         key.removeprefix("AIRFLOW_CONN_").lower(): value
         for key, value in stack.sandbox.conn_env().items()})
@@ -211,15 +214,55 @@ def test_assets_chain_the_pipeline_and_finance_approves(stack):
     for dag_id in INGESTS + psops_demo.ASSET_DAGS:
         admin.patch(f"/dags/{dag_id}", {"is_paused": False})
 
+
+def held_batch(stack: Stack) -> str:
+    """Today's marts are published and a batch of corrections waits for finance: its id."""
+    with psycopg.connect(stack.warehouse.conninfo(), row_factory=scalar_row) as conn:
+        billing_rows = conn.execute("SELECT count(*) FROM marts.billing_readiness "
+                                    "WHERE as_of = %s", (datetime.now(UTC).date(),)).fetchone()
+        batch_id = conn.execute("SELECT batch_id FROM ops.approval_batches "
+                                "WHERE status = 'awaiting_approval' ORDER BY batch_id DESC "
+                                "LIMIT 1").fetchone()
+    assert billing_rows > 0
+    return batch_id
+
+
+def finance_approves(stack: Stack, batch_id: str) -> None:
+    """The held batch: refused for a non-finance user, approved by finance."""
+    admin, finance, engineer = stack.api("admin"), stack.api("finance"), stack.api("engineer")
+    detail = wait_for("the approval waiting for finance", lambda: [
+        d for d in finance.get("/dags/psops_approve_corrections/dagRuns/~/hitlDetails")[
+            "hitl_details"] if not d["response_received"] and batch_id in (d["body"] or "")])[0]
+    run_id = detail["task_instance"]["dag_run_id"]
+    answer = (f"/dags/psops_approve_corrections/dagRuns/{run_id}/taskInstances/"
+              "finance_approval/-1/hitlDetails")
+    with pytest.raises(ApiError) as refused:
+        engineer.patch(answer, {"chosen_options": ["Approve"], "params_input": {}})
+    assert refused.value.status == 403
+    finance.patch(answer, {"chosen_options": ["Approve"], "params_input": {}})
+    assert finished_run(admin, "psops_approve_corrections", run_id)["state"] == "success"
+    with psycopg.connect(stack.warehouse.conninfo(), row_factory=namedtuple_row) as conn:
+        batch = conn.execute(
+            "SELECT status, decided_by FROM ops.approval_batches WHERE batch_id = %s",
+            (batch_id,)).fetchone()
+    assert batch.status == "approved"
+    assert batch.decided_by.startswith("finance: finance "), batch.decided_by
+
+
+def test_assets_chain_the_pipeline_and_finance_approves(stack):
+    admin = stack.api("admin")
+    unpause_the_pipeline(stack, admin)
+
     # Three sources in: the transform waits for the fourth.
-    first = {dag_id: trigger(admin, dag_id) for dag_id in INGESTS[:3]}
+    *first_three, last = INGESTS
+    first = {dag_id: trigger(admin, dag_id) for dag_id in first_three}
     for dag_id, run_id in first.items():
         assert finished_run(admin, dag_id, run_id)["state"] == "success", dag_id
     time.sleep(15)  # several scheduler loops
     assert not [r for r in runs(admin, "psops_transform") if r["run_type"] == "asset_triggered"]
 
-    hris_run = trigger(admin, "psops_ingest_hris")
-    assert finished_run(admin, "psops_ingest_hris", hris_run)["state"] == "success"
+    last_run = trigger(admin, last)
+    assert finished_run(admin, last, last_run)["state"] == "success"
     assert asset_run_events(admin, "psops_transform") == set(raw_asset_uris())
     assert asset_run_events(admin, "psops_writeback") == {MARTS_ASSET_URI}
 
@@ -234,34 +277,7 @@ def test_assets_chain_the_pipeline_and_finance_approves(stack):
     worker_log = (stack.home / "stack" / "logs" / "celery-worker.log").read_text()
     assert "psops_transform" in worker_log
 
-    as_of = datetime.now(UTC).date()
-    with psycopg.connect(stack.warehouse.conninfo()) as conn:
-        billing_rows = conn.execute("SELECT count(*) FROM marts.billing_readiness "
-                                    "WHERE as_of = %s", (as_of,)).fetchone()[0]
-        batch_id = conn.execute("SELECT batch_id FROM ops.approval_batches "
-                                "WHERE status = 'awaiting_approval' ORDER BY batch_id DESC "
-                                "LIMIT 1").fetchone()[0]
-    assert billing_rows > 0
-
-    # The held batch: refused for a non-finance user, approved by finance.
-    finance, engineer = stack.api("finance"), stack.api("engineer")
-    detail = wait_for("the approval waiting for finance", lambda: [
-        d for d in finance.get("/dags/psops_approve_corrections/dagRuns/~/hitlDetails")[
-            "hitl_details"] if not d["response_received"] and batch_id in (d["body"] or "")])[0]
-    run_id = detail["task_instance"]["dag_run_id"]
-    answer = (f"/dags/psops_approve_corrections/dagRuns/{run_id}/taskInstances/"
-              "finance_approval/-1/hitlDetails")
-    with pytest.raises(ApiError) as refused:
-        engineer.patch(answer, {"chosen_options": ["Approve"], "params_input": {}})
-    assert refused.value.status == 403
-    finance.patch(answer, {"chosen_options": ["Approve"], "params_input": {}})
-    assert finished_run(admin, "psops_approve_corrections", run_id)["state"] == "success"
-    with psycopg.connect(stack.warehouse.conninfo()) as conn:
-        status, decided_by = conn.execute(
-            "SELECT status, decided_by FROM ops.approval_batches WHERE batch_id = %s",
-            (batch_id,)).fetchone()
-    assert status == "approved"
-    assert decided_by.startswith("finance: finance "), decided_by
+    finance_approves(stack, held_batch(stack))
 
 
 def test_finance_pages_link_to_real_task_logs(stack):

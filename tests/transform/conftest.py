@@ -8,10 +8,12 @@ from datetime import date, datetime
 
 import pytest
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from psops import catalogue
 from psops.connectors.paginators import path_getter
 from psops.connectors.raw_loader import raw_table_ddl
+from psops.db import scalar
 
 RAW_TABLES = tuple(stream.raw_table for stream in catalogue.streams())
 RESET_TABLES = (
@@ -50,7 +52,8 @@ class RawWriter:
                   requests: int = 1, failed_requests: int = 0) -> int:
         stream = catalogue.stream_of_raw_table(table)
         self.run_counter += 1
-        return self.conn.execute(
+        return scalar(
+            self.conn,
             """INSERT INTO ops.ingest_runs (dag_id, dag_run_id, system, stream, mode, status,
                    requests, failed_requests, started_at, finished_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
@@ -61,7 +64,7 @@ class RawWriter:
             (catalogue.ingest_dag_id(stream.system), dag_run_id or f"run_{self.run_counter}",
              stream.system, stream.name, stream.entity.load, status, requests, failed_requests,
              self.run_counter, status, self.run_counter),
-        ).fetchone()[0]
+        )
 
     def load(self, table: str, records: list[dict], status: str = "succeeded") -> int:
         run_id = self.start_run(table, status)
@@ -247,3 +250,13 @@ def load_hris(raw: RawWriter, employees, time_off=(), holidays=()) -> None:
 
 def rows(conn, query: str, *params) -> list[tuple]:
     return conn.execute(query, params).fetchall()
+
+
+def records(conn, query: str, *params) -> list[dict]:
+    """The rows as dicts, by column name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def value(conn, query: str, *params):
+    return scalar(conn, query, params)

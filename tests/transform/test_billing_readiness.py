@@ -30,9 +30,7 @@ U = "u@x.com"
 ACC = "2026-02-02T10:00:00Z"
 
 
-@pytest.fixture
-def billing(wh, raw):
-    load_hris(raw, [hris_employee(1, U)])
+def load_projects_and_milestones(raw) -> None:
     raw.load("psa_projects", [
         psa_project(10, "PRJ-00010", billing_type="fixed_fee"),
         psa_project(20, "PRJ-00020", billing_type="fixed_fee"),
@@ -52,6 +50,9 @@ def billing(wh, raw):
         milestone(108, 10, "PRJ-00010", 100, "2026-01-05", accepted_at="2026-01-10T10:00:00Z"),
         milestone(201, 20, "PRJ-00020", 800, "2026-02-10", accepted_at=ACC),
     ])
+
+
+def load_billing_documents(raw) -> None:
     raw.load("erp_billing_milestones", [
         billing_line(1, 110, "PRJ-00010", 101, 1000.004),   # |1000.004 - 1000| = 0.004 <= 0.005
         billing_line(6, 110, "PRJ-00010", 106, 600.01),     # |600.01 - 600| = 0.01 > 0.005
@@ -75,6 +76,9 @@ def billing(wh, raw):
         rate_card(2, "Consultant", 110, "2026-02-01", None),
         rate_card(3, "Consultant", 90, "2025-01-01", None, currency="EUR"),  # other currency
     ])
+
+
+def load_time_and_expenses(raw) -> None:
     p30 = {"project_id": 30, "code": "PRJ-00030"}
     raw.load("psa_time_entries", [
         time_entry(1, "2026-01-15", 10, U, rate=100, **p30),                 # Jan: 10 x 100 = 1000
@@ -94,6 +98,14 @@ def billing(wh, raw):
         expense(3, "2026-02-15", 60, U, receipt=False, **p30),                # +60, MISSING_RECEIPT
         expense(4, "2026-02-16", 999, U, billable=False, **p30),              # not billable
     ])
+
+
+@pytest.fixture
+def billing(wh, raw):
+    load_hris(raw, [hris_employee(1, U)])
+    load_projects_and_milestones(raw)
+    load_billing_documents(raw)
+    load_time_and_expenses(raw)
     run_transform(AS_OF)
     return wh
 

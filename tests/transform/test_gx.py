@@ -13,7 +13,7 @@ from tests.transform.conftest import (
     load_hris,
     milestone,
     psa_project,
-    rows,
+    records,
     time_entry,
 )
 
@@ -35,12 +35,13 @@ def test_gx_and_sql_find_the_same_failures(wh, raw, tmp_path):
     docs = tmp_path / "docs"
     result = run_transform(AS_OF, with_gx=True, docs_dir=docs)
 
-    results = rows(wh, "SELECT rule_id, success, unexpected_count, sql_failing_count "
-                   "FROM ops.quality_results WHERE transform_run_id = %s", result.run_id)
+    results = records(wh, "SELECT rule_id, success, unexpected_count, sql_failing_count "
+                      "FROM ops.quality_results WHERE transform_run_id = %s", result.run_id)
     assert len(results) == len(load_catalogue().rules)
-    mismatched = [r for r in results if r[2] != r[3] or r[1] != (r[3] == 0)]
+    mismatched = [r for r in results if r["unexpected_count"] != r["sql_failing_count"]
+                  or r["success"] != (r["sql_failing_count"] == 0)]
     assert mismatched == []
-    failing = {r[0] for r in results if not r[1]}
+    failing = {r["rule_id"] for r in results if not r["success"]}
     assert {"time_entry.hours_range", "time_entry.unknown_project", "time_entry.future_date",
             "time_entry.unknown_employee", "time_entry.after_termination", "time_entry.status_enum",
             "time_entry.spent_date_invalid", "expense.amount_positive", "milestone.amount_positive",

@@ -20,8 +20,10 @@ from tests.transform.conftest import (
     hris_employee,
     load_hris,
     psa_project,
+    records,
     rows,
     time_entry,
+    value,
 )
 
 D = Decimal
@@ -61,15 +63,16 @@ def test_quarantine_lifecycle(wh, base):
                 "AND week_start = '2026-03-02'") == [(D(4),)]
     # the warning keeps employee 2 in curated
     assert rows(wh, "SELECT count(*) FROM curated.employees") == [(2,)]
-    first_seen = rows(wh, "SELECT first_seen_at, last_seen_at FROM ops.exceptions "
-                      "WHERE rule_id = 'time_entry.hours_range'")[0]
+    seen = ("SELECT first_seen_at, last_seen_at FROM ops.exceptions "
+            "WHERE rule_id = 'time_entry.hours_range'")
+    [first_seen] = records(wh, seen)
 
     # seen again: still one open row, bumped
     run_transform(AS_OF)
     assert exceptions(wh, "time_entry.hours_range") == [("1", "open", 2)]
-    again = rows(wh, "SELECT first_seen_at, last_seen_at FROM ops.exceptions "
-                 "WHERE rule_id = 'time_entry.hours_range'")[0]
-    assert again[0] == first_seen[0] and again[1] > first_seen[1]
+    [again] = records(wh, seen)
+    assert again["first_seen_at"] == first_seen["first_seen_at"]
+    assert again["last_seen_at"] > first_seen["last_seen_at"]
 
     # fixed at the source (a newer version of entry 1): resolved, other rules untouched
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, U, updated_at="2026-03-03T09:00:00Z")])
@@ -156,7 +159,7 @@ def test_rerun_is_idempotent_and_other_dates_are_kept(wh, base):
 def test_changes_are_picked_up_incrementally_latest_version_wins(wh, base):
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 8, U, updated_at="2026-03-02T10:00:00Z")])
     run_transform(AS_OF)
-    hwm = rows(wh, "SELECT last_load_seq FROM ops.transform_watermarks WHERE entity = 'time_entry'")[0][0]
+    hwm = value(wh, "SELECT last_load_seq FROM ops.transform_watermarks WHERE entity = 'time_entry'")
     # a newer version (hours 5), then an OLDER copy loaded later (overlap window): newer wins
     base.load("psa_time_entries", [time_entry(1, "2026-03-02", 5, U, updated_at="2026-03-03T10:00:00Z"),
                                    time_entry(2, "2026-03-03", 1, U, updated_at="2026-03-03T10:00:00Z")])
@@ -167,8 +170,8 @@ def test_changes_are_picked_up_incrementally_latest_version_wins(wh, base):
     # 5 + 1 = 6 billable hours in the as-of week
     assert rows(wh, "SELECT billable_hours FROM marts.utilization_weekly WHERE employee_id = '1' "
                 "AND week_start = '2026-03-02'") == [(D(6),)]
-    assert rows(wh, "SELECT last_load_seq FROM ops.transform_watermarks "
-                "WHERE entity = 'time_entry'")[0][0] == hwm + 3
+    assert value(wh, "SELECT last_load_seq FROM ops.transform_watermarks "
+                 "WHERE entity = 'time_entry'") == hwm + 3
     # same update time twice: the copy loaded last wins
     base.load("psa_time_entries", [time_entry(2, "2026-03-03", 2, U, updated_at="2026-03-03T10:00:00Z")])
     run_transform(AS_OF)

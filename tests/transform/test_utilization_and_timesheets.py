@@ -22,6 +22,7 @@ from tests.transform.conftest import (
     rows,
     time_entry,
     time_off_request,
+    value,
 )
 
 D = Decimal
@@ -71,6 +72,12 @@ def people(wh, raw):
     return wh
 
 
+def capacity(conn, employee_id, week):
+    return value(conn, "SELECT capacity_hours FROM marts.utilization_weekly "
+                 "WHERE as_of = %s AND employee_id = %s AND week_start = %s",
+                 AS_OF, employee_id, date.fromisoformat(week))
+
+
 def util(conn, employee_id, week):
     return rows(conn, "SELECT capacity_hours, billable_hours, nonbillable_hours, utilization, "
                 "target_utilization, email FROM marts.utilization_weekly "
@@ -97,13 +104,13 @@ def test_empty_standard_hours_and_mid_week_hire(people):
     # employed from Wed Feb 25: first row is that week, then the as-of week -> 2 rows
     assert rows(people, "SELECT count(*) FROM marts.utilization_weekly WHERE employee_id = '2'") == [(2,)]
     # employee 4 joins Thu Feb 26: Thu + Fri = 2 x 8 = 16
-    assert util(people, "4", "2026-02-23")[0][0] == D(16)
+    assert capacity(people, "4", "2026-02-23") == D(16)
 
 
 def test_termination_mid_week(people):
     # employee 3 leaves Tue Feb 17: week Feb 16 has Mon + Tue = 2 x 4 = 8; no later weeks;
     # weeks 2025-03-03 .. 2026-02-16 = 51 rows (53 weeks minus Feb 23 and Mar 2)
-    assert util(people, "3", "2026-02-16")[0][0] == D(8)
+    assert capacity(people, "3", "2026-02-16") == D(8)
     assert util(people, "3", "2026-02-23") == []
     assert rows(people, "SELECT count(*) FROM marts.utilization_weekly WHERE employee_id = '3'") == [(51,)]
     # employee 1 (hired 2024) has all 53 weeks

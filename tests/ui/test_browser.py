@@ -5,20 +5,20 @@ folder, or to PSOPS_SCREENSHOT_DIR (`make screenshots` refreshes docs/screenshot
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from psops.settings import SCREENSHOT_DIR
 from psops.ui import charts
 from tests.ui.conftest import AS_OF, FINANCE_PASSWORD, FINANCE_USER
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(os.environ.get("PSOPS_SCREENSHOT_DIR")
-                   or tempfile.mkdtemp(prefix="psops_screenshots_"))
+SCREENSHOTS = (SCREENSHOT_DIR.path() if SCREENSHOT_DIR.is_set()
+               else Path(tempfile.mkdtemp(prefix="psops_screenshots_")))
 
 pytestmark = [
     pytest.mark.browser,

@@ -86,16 +86,30 @@ def test_what_finance_sees(wb_env):
     with warehouse(target):
         described = steps.describe_batch(None)  # the oldest waiting batch
     assert described["batch_id"] == batch_id
-    assert described["subject"] == ("Approve 100 billing corrections worth 25,313.38 "
-                                    "(PRJ-00006, PRJ-00012, PRJ-00017)?")
+    # The batch holds EUR and USD projects: a total per currency, never one sum of both.
+    assert described["subject"] == ("Approve 100 billing corrections worth 8,000.00 EUR, "
+                                    "17,313.38 USD (PRJ-00006, PRJ-00012, PRJ-00017)?")
     body = described["body"]
+    assert "**100 corrections worth 8,000.00 EUR, 17,313.38 USD in total**" in body
     assert "| **PRJ-00017** | **97 changes** | **7,313.38 USD** |" in body
     assert "| PRJ-00012 | new ERP job: create ERP job PRJ-00012" in body
     assert "expires as rejected" in body and "… and 40 more" in body
 
 
+def test_amounts_in_different_currencies_are_never_added_up():
+    from psops.writeback.approval import worth_text
+
+    usd = [{"worth": 7000, "currency": "USD"}, {"worth": 313.38, "currency": "USD"}]
+    assert worth_text(usd) == "7,313.38"
+    assert worth_text(usd, currency_codes=True) == "7,313.38 USD"
+    assert worth_text([*usd, {"worth": 8000, "currency": "EUR"}]) == "8,000.00 EUR, 7,313.38 USD"
+    assert worth_text([]) == "0.00"
+
+
 def test_demo_summary_lists_created_corrected_and_the_alert(wb_env):
-    from psops.writeback.demo_summary import summary_lines
+    # bin/psops_demo_summary.py: tests.warehouse_fixtures puts bin/ on sys.path
+    from psops_demo_summary import writeback_summary_lines as summary_lines
+
     from tests.writeback.helpers import run_writeback
 
     target = wb_env["target"]

@@ -87,6 +87,30 @@ def test_deal_to_project_full_sequence(wb_env):
     assert float(sum(r["worth"] for r in rate_fixes)) == pytest.approx(7313.35, abs=0.05)
 
 
+def test_the_erp_subsidiary_of_a_region_comes_from_the_warehouse(wb_env):
+    """reference.erp_subsidiaries: the subsidiary of every new ERP job (deal set-up and
+    correction); a deal whose region has none cannot be set up (REGION_UNKNOWN)."""
+    target = wb_env["target"]
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        conn.execute("UPDATE reference.erp_subsidiaries SET subsidiary_id = '42' "
+                     "WHERE region = 'NA'")
+        conn.execute("DELETE FROM reference.erp_subsidiaries WHERE region = 'EMEA'")
+        subsidiary_of = dict(conn.execute(
+            "SELECT region, subsidiary_id FROM reference.erp_subsidiaries").fetchall())
+        region_of = dict(conn.execute("SELECT code, region FROM curated.projects").fetchall())
+    plan = plan_writes(target)
+    assert {d["deal_id"]: d["reasons"] for d in plan["invalid_deals"]}["9057"] == [
+        "REGION_UNKNOWN"]  # an EMEA deal
+    rows = outbox_rows(target)
+    for code in ("PRJ-00052", "PRJ-00053"):  # deals 9052 and 9053, NA
+        assert rows[f"erp.job:{code}"]["payload"]["subsidiary"] == {"id": "42"}
+    corrections = [r for r in rows.values() if r["kind"] == "erp_job" and r["purpose"] == "correction"]
+    assert corrections
+    for row in corrections:
+        expected = subsidiary_of.get(region_of[row["project_code"]])
+        assert row["payload"]["subsidiary"] == {"id": expected}, row["idempotency_key"]
+
+
 @pytest.mark.parametrize("failing_system,failed_key,waiting_keys", [
     ("psa", "psa.project:deal:9052", ["erp.job:PRJ-00052", "crm.deal_link:9052"]),
     ("erp", "erp.job:PRJ-00052", ["crm.deal_link:9052"]),

@@ -2,6 +2,7 @@
 -- alert digest, the run summaries and analysts all read the same thing:
 --   reference.office_regions    which region an HRIS office belongs to
 --   reference.blocking_reasons  title, owner role and next action of each blocking reason
+--   reference.erp_subsidiaries  the ERP subsidiary of each region (where new ERP jobs go)
 --   marts.employee_regions      each employee's region (office -> region, else the office)
 --   marts.billing_totals        items and amount per as-of date, status and currency
 --   marts.billing_totals_by_project   the same per project, with its region and billing type
@@ -27,6 +28,16 @@ INSERT INTO reference.office_regions (office, region) VALUES
     ('New York', 'NA'), ('Toronto', 'NA'), ('London', 'EMEA'), ('Berlin', 'EMEA'),
     ('Singapore', 'APAC'), ('Sydney', 'APAC')
 ON CONFLICT (office) DO NOTHING;
+
+-- The ERP subsidiary a region's new ERP jobs are created in (the write-back's deal
+-- set-up and corrections). A deal whose region is missing here cannot be set up.
+CREATE TABLE IF NOT EXISTS reference.erp_subsidiaries (
+    region        text PRIMARY KEY,
+    subsidiary_id text NOT NULL
+);
+INSERT INTO reference.erp_subsidiaries (region, subsidiary_id) VALUES
+    ('NA', '1'), ('EMEA', '2'), ('APAC', '3')
+ON CONFLICT (region) DO NOTHING;
 
 -- owner_role decides who is chased for a blocking record (marts.billing_blocker_owners):
 --   project_manager  the project's manager

@@ -9,7 +9,8 @@ WITH customer_of_company AS (
     LEFT JOIN curated.customers cu ON cu.crm_company_id = c.company_id
     LEFT JOIN curated.customers cu_by_id ON cu_by_id.customer_id = c.erp_customer_id
 ),
--- 1. An active PSA project without an ERP job (its code as entityId).
+-- 1. An active PSA project without an ERP job (its code as entityId), in its region's
+--    ERP subsidiary (reference.erp_subsidiaries).
 missing_jobs AS (
     SELECT 'erp_job'::text                         AS kind,
            'erp.job:' || p.code                    AS idempotency_key,
@@ -26,13 +27,13 @@ missing_jobs AS (
                'status', 'active',
                'externalId', p.project_id,
                'startDate', p.starts_on,
-               'subsidiary', jsonb_build_object('id', CASE p.region WHEN 'NA' THEN '1'
-                                                   WHEN 'EMEA' THEN '2' WHEN 'APAC' THEN '3' END)
+               'subsidiary', jsonb_build_object('id', s.subsidiary_id)
            )                                       AS payload,
            NULL::text                              AS depends_on,
            cc.customer_id IS NOT NULL              AS feasible
     FROM curated.projects p
     LEFT JOIN customer_of_company cc ON cc.company_id = p.crm_company_id
+    LEFT JOIN reference.erp_subsidiaries s ON s.region = p.region
     WHERE p.status = 'active'
       AND p.code IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM curated.jobs j WHERE j.project_code = p.code)

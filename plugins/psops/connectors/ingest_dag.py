@@ -11,7 +11,7 @@ from airflow.sdk import Asset, dag, task
 
 from psops import catalogue
 from psops.connectors.spec import ConnectorSpec
-from psops.dag_defaults import dag_arguments
+from psops.dag_defaults import as_of_date, dag_arguments
 from psops.oncall import sources_deadline_alert
 from psops.settings import INGEST_SCHEDULE
 
@@ -63,9 +63,10 @@ def build_ingest_dag(system: str):
 
     @task
     def load_stream(stream_name: str, **context) -> dict:
-        from psops.connectors.ingest_task import run_stream_task
+        from psops.connectors.ingest_task import run_stream
 
-        return run_stream_task(system, stream_name, context)
+        return run_stream(system, stream_name, dag_id=context["dag"].dag_id,
+                          dag_run_id=context["run_id"], as_of=as_of_date(context))
 
     @task
     def publish(results: list[dict]) -> str:

@@ -1,25 +1,27 @@
-"""What the ingest DAG's tasks run (imported inside the task, not at parse time)."""
+"""The ingest step: one stream of one system into raw, as a plain function (the ingest
+DAG's task is the adapter that takes its arguments from the Airflow context; tests and
+benchmarks call it directly). Imported inside the task, not at parse time."""
 
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from psops import catalogue
 from psops.connectors.engine import StreamRun
-from psops.dag_defaults import as_of_date
 from psops.db import warehouse_connection
 
 log = logging.getLogger(__name__)
 
 
-def run_stream_task(system: str, stream_name: str, context) -> dict:
+def run_stream(system: str, stream_name: str, *, dag_id: str, dag_run_id: str,
+               as_of: date) -> dict:
+    """Load the stream into raw.<system>_<stream> on the `warehouse` connection; the
+    run's metrics (StreamResult) as a dict."""
     spec = catalogue.system(system)
     with warehouse_connection(autocommit=True) as conn:
-        result = StreamRun(
-            spec, spec.stream(stream_name), conn,
-            dag_id=context["dag"].dag_id, dag_run_id=context["run_id"],
-            as_of=as_of_date(context),
-        ).execute()
+        result = StreamRun(spec, spec.stream(stream_name), conn, dag_id=dag_id,
+                           dag_run_id=dag_run_id, as_of=as_of).execute()
     return result.as_dict()
 
 

@@ -181,7 +181,7 @@ class SourceApiHook(HttpHook):
                            accept_statuses: frozenset[int] = frozenset()) -> requests.Response:
         session = self.get_conn()
         path = self._display_path(url)
-        refreshed_token = False
+        may_refresh_token = authenticate and self.auth_style == "oauth2_client_credentials"
         attempt = 0
         while True:
             attempt += 1
@@ -192,49 +192,52 @@ class SourceApiHook(HttpHook):
                                            **kwargs)
             except (requests.ConnectionError, requests.Timeout) as err:
                 self.metrics.failed_requests += 1
-                if not safe_to_retry:
-                    raise SourceApiError(
-                        f"{self.system.upper()} {method} {path}: no answer ({type(err).__name__}); "
-                        "not retried because the request may have been applied"
-                    ) from None
-                self._wait_before_retry(attempt, method, path, f"no answer ({type(err).__name__})")
+                self._retry_after_no_answer(err, attempt, method, path, safe_to_retry)
                 continue
-
-            status = response.status_code
-            if 200 <= status < 300 or status in accept_statuses:
+            if 200 <= response.status_code < 300 or response.status_code in accept_statuses:
                 return response
             self.metrics.failed_requests += 1
-
-            if status == 401 and self.auth_style == "oauth2_client_credentials" and authenticate \
-                    and not refreshed_token:
+            if response.status_code == 401 and may_refresh_token:
                 log.info("%s: access token rejected (expired?); fetching a new one", self.system)
                 self._access_token = None
-                refreshed_token = True
+                may_refresh_token = False
                 self.metrics.retries += 1
                 continue
-            if status in (401, 403):
-                raise AirflowFailException(
-                    f"{self.system.upper()} rejected the credentials of connection "
-                    f"'{self.http_conn_id}' ({status} on {method} {path}): {_body(response)}"
-                )
-            retry_after = _retry_after_seconds(response)
-            # 429 means "not applied", so even a create may be sent again; a 503 with
-            # Retry-After (HRIS throttling) only when the request is safe to repeat.
-            throttled = status == 429 or (status == 503 and retry_after is not None
-                                          and safe_to_retry)
-            if throttled:
-                self.metrics.throttled += 1
-                self._wait_before_retry(attempt, method, path, f"throttled ({status})",
-                                        retry_after=retry_after)
-                continue
-            if status in RETRYABLE_STATUSES and safe_to_retry:
-                self._wait_before_retry(attempt, method, path, f"server error {status}")
-                continue
-            if status in RETRYABLE_STATUSES:
-                raise SourceApiError(
-                    f"{self.system.upper()} {method} {path}: {status} {_body(response)}; "
-                    "not retried because the request may have been applied"
-                )
+            self._retry_after_error(response, attempt, method, path, safe_to_retry)
+
+    def _retry_after_no_answer(self, err: Exception, attempt: int, method: str, path: str,
+                               safe_to_retry: bool) -> None:
+        """Wait before sending again a request that got no answer, or raise."""
+        reason = f"no answer ({type(err).__name__})"
+        if not safe_to_retry:
+            raise SourceApiError(f"{self.system.upper()} {method} {path}: {reason}; "
+                                 "not retried because the request may have been applied") from None
+        self._wait_before_retry(attempt, method, path, reason)
+
+    def _retry_after_error(self, response: requests.Response, attempt: int, method: str,
+                           path: str, safe_to_retry: bool) -> None:
+        """The back-off decision for an error answer: wait before sending again, or raise."""
+        status = response.status_code
+        if status in (401, 403):
+            raise AirflowFailException(
+                f"{self.system.upper()} rejected the credentials of connection "
+                f"'{self.http_conn_id}' ({status} on {method} {path}): {_body(response)}"
+            )
+        retry_after = _retry_after_seconds(response)
+        # 429 means "not applied", so even a create may be sent again; a 503 with
+        # Retry-After (HRIS throttling) only when the request is safe to repeat.
+        if status == 429 or (status == 503 and retry_after is not None and safe_to_retry):
+            self.metrics.throttled += 1
+            self._wait_before_retry(attempt, method, path, f"throttled ({status})",
+                                    retry_after=retry_after)
+        elif status in RETRYABLE_STATUSES and safe_to_retry:
+            self._wait_before_retry(attempt, method, path, f"server error {status}")
+        elif status in RETRYABLE_STATUSES:
+            raise SourceApiError(
+                f"{self.system.upper()} {method} {path}: {status} {_body(response)}; "
+                "not retried because the request may have been applied"
+            )
+        else:
             raise AirflowFailException(
                 f"{self.system.upper()} {method} {path} answered {status}: {_body(response)}"
             )

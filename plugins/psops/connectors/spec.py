@@ -39,6 +39,11 @@ class SpecError(ValueError):
     """A connector spec that cannot be run, with the file and field named."""
 
 
+def raw_table_name(system: str, stream: str) -> str:
+    """The name, in schema `raw`, of the table a stream loads."""
+    return f"{system}_{stream}"
+
+
 @dataclass(frozen=True)
 class Paginator:
     type: str
@@ -67,7 +72,7 @@ class Entity:
     table: str  # staging./curated. table name, e.g. time_entries
     key: str  # primary-key column = the source id
     source_system: str
-    raw_table: str  # raw.<raw_table> = <system>_<stream>
+    raw_table: str  # raw.<raw_table>, raw_table_name(system, stream)
     load: str  # incremental | snapshot
     stream: str  # ops.ingest_runs.stream
     critical: bool = False  # an empty table stops the marts
@@ -93,7 +98,7 @@ class Stream:
     @property
     def raw_table(self) -> str:
         """The raw table's name in schema `raw`."""
-        return f"{self.system}_{self.name}"
+        return raw_table_name(self.system, self.name)
 
     @property
     def table(self) -> str:
@@ -158,7 +163,7 @@ def _parse_entity(system: str, stream: str, snapshot: bool, raw, where: str) -> 
     if not isinstance(critical, bool):
         raise SpecError(f"{where}: `critical` must be true or false, not {critical!r}")
     return Entity(
-        **names, source_system=system, raw_table=f"{system}_{stream}",
+        **names, source_system=system, raw_table=raw_table_name(system, stream),
         load="snapshot" if snapshot else "incremental", stream=stream, critical=critical)
 
 

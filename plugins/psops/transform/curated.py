@@ -63,16 +63,18 @@ def _latest_raw_cte(raw_table: str, condition: sql.Composable) -> sql.Composed:
     ).format(sql.Identifier(raw_table), condition)
 
 
-def _insert_from_file(target: sql.Composable, columns: list[str], file_sql: str,
+def _file_select(name: str) -> sql.SQL:
+    """include/sql/curated/<name>.sql as part of a statement run with bind parameters:
+    the file takes none, so its `%` are literal."""
+    return sql.SQL(read_sql(f"curated/{name}.sql").replace("%", "%%"))
+
+
+def _insert_from_file(target: sql.Composable, columns: list[str], file_select: sql.SQL,
                       cte: sql.Composable) -> sql.Composed:
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     return sql.SQL("INSERT INTO {target} AS s ({cols}) {cte} SELECT {cols} FROM ({body}) x").format(
-        target=target, cols=cols, cte=cte, body=sql.SQL(file_sql)
+        target=target, cols=cols, cte=cte, body=file_select
     )
-
-
-def _staging_sql(entity: Entity) -> str:
-    return read_sql(f"curated/{entity.table}.sql")
 
 
 def ensure_entity_tables(conn, entity: Entity) -> bool:
@@ -84,7 +86,7 @@ def ensure_entity_tables(conn, entity: Entity) -> bool:
     staging = sql.Identifier("staging", entity.table)
     conn.execute(sql.SQL("CREATE TABLE {staging} AS {cte} SELECT * FROM ({body}) x WITH NO DATA")
                  .format(staging=staging, cte=_latest_raw_cte(entity.raw_table, sql.SQL("false")),
-                         body=sql.SQL(_staging_sql(entity))))
+                         body=_file_select(entity.table)), {})
     conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})")
                  .format(staging, sql.Identifier(entity.key)))
     conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING ALL)")
@@ -94,33 +96,31 @@ def ensure_entity_tables(conn, entity: Entity) -> bool:
     return True
 
 
+def _stage_latest_run(conn, entity: Entity, target: sql.Composable, columns: list[str],
+                      file_select: sql.SQL) -> int:
+    """Insert into `target` the file's rows over the latest succeeded run of the stream."""
+    run_id = latest_succeeded_run(conn, entity.source_system, entity.stream)
+    if run_id is None or not _table_exists(conn, "raw", entity.raw_table):
+        return 0
+    cte = _latest_raw_cte(entity.raw_table, sql.SQL("run_id = %(run_id)s"))
+    statement = _insert_from_file(target, columns, file_select, cte)
+    return conn.execute(statement, {"run_id": run_id}).rowcount
+
+
 def stage_snapshot(conn, entity: Entity) -> int:
     """Rebuild staging.<table> from the latest succeeded run of the HRIS stream."""
     table = sql.Identifier("staging", entity.table)
     conn.execute(sql.SQL("DELETE FROM {}").format(table))
-    run_id = latest_succeeded_run(conn, entity.source_system, entity.stream)
-    if run_id is None or not _table_exists(conn, "raw", entity.raw_table):
-        return 0
-    cte = _latest_raw_cte(entity.raw_table, sql.SQL("run_id = {}").format(sql.Literal(run_id)))
-    statement = _insert_from_file(table, _columns(conn, "staging", entity.table),
-                                  _staging_sql(entity), cte)
-    return conn.execute(statement).rowcount
+    return _stage_latest_run(conn, entity, table, _columns(conn, "staging", entity.table),
+                             _file_select(entity.table))
 
 
 def stage_cost_rates(conn, employee: Entity) -> int:
     """confidential.employee_cost_rates from the same HRIS employees snapshot."""
     conn.execute("DELETE FROM confidential.employee_cost_rates")
-    run_id = latest_succeeded_run(conn, employee.source_system, employee.stream)
-    if run_id is None or not _table_exists(conn, "raw", employee.raw_table):
-        return 0
-    cte = _latest_raw_cte(employee.raw_table, sql.SQL("run_id = {}").format(sql.Literal(run_id)))
-    statement = _insert_from_file(
-        sql.Identifier("confidential", "employee_cost_rates"),
-        ["employee_id", "cost_rate", "run_id"],
-        read_sql("curated/employee_cost_rates.sql"),
-        cte,
-    )
-    return conn.execute(statement).rowcount
+    return _stage_latest_run(conn, employee, sql.Identifier("confidential", "employee_cost_rates"),
+                             ["employee_id", "cost_rate", "run_id"],
+                             _file_select("employee_cost_rates"))
 
 
 def _high_water_bounds(conn, entity: Entity) -> tuple[int, int]:
@@ -149,12 +149,10 @@ def stage_incremental(conn, entity: Entity) -> int:
     if high <= low:
         return 0
     columns = _columns(conn, "staging", entity.table)
-    cte = _latest_raw_cte(
-        entity.raw_table,
-        sql.SQL("load_seq > {} AND load_seq <= {}").format(sql.Literal(low), sql.Literal(high)),
-    )
+    cte = _latest_raw_cte(entity.raw_table,
+                          sql.SQL("load_seq > %(low)s AND load_seq <= %(high)s"))
     statement = _insert_from_file(
-        sql.Identifier("staging", entity.table), columns, _staging_sql(entity), cte,
+        sql.Identifier("staging", entity.table), columns, _file_select(entity.table), cte,
     ) + sql.SQL(
         " ON CONFLICT ({key}) DO UPDATE SET {sets} "
         "WHERE (coalesce(EXCLUDED.source_updated_at, '-infinity'), EXCLUDED.load_seq) "
@@ -166,7 +164,7 @@ def stage_incremental(conn, entity: Entity) -> int:
             for c in columns if c != entity.key
         ),
     )
-    changed = conn.execute(statement).rowcount
+    changed = conn.execute(statement, {"low": low, "high": high}).rowcount
     conn.execute(
         "INSERT INTO ops.transform_watermarks (entity, last_load_seq) VALUES (%s, %s) "
         "ON CONFLICT (entity) DO UPDATE SET last_load_seq = EXCLUDED.last_load_seq, updated_at = now()",
@@ -220,41 +218,45 @@ def row_counts(conn, schema: str, catalogue: Catalogue | None = None) -> dict[st
     return counts
 
 
+def _quarantined(alias: str, entity: Entity) -> sql.Composed:
+    """True for a row of `alias` whose record is quarantined (parameter: entity)."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM ops.quarantined_records q "
+        "WHERE q.entity = %(entity)s AND q.record_key = {alias}.{key}::text)"
+    ).format(alias=sql.Identifier(alias), key=sql.Identifier(entity.key))
+
+
 def publishable_counts(conn, catalogue: Catalogue | None = None) -> dict[str, int]:
     """Rows each curated table will hold once published: staged minus quarantined."""
     catalogue = catalogue or load_catalogue()
     counts = {}
-    for e in catalogue.entities.values():
-        counts[e.name] = scalar(conn, sql.SQL(
-            "SELECT count(*) FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM ops.quarantined_records q "
-            "WHERE q.entity = {name} AND q.record_key = s.{key}::text)"
-        ).format(t=sql.Identifier("staging", e.table), name=sql.Literal(e.name),
-                 key=sql.Identifier(e.key)))
+    for entity in catalogue.entities.values():
+        query = sql.SQL("SELECT count(*) FROM {s} s WHERE NOT {quarantined}").format(
+            s=sql.Identifier("staging", entity.table), quarantined=_quarantined("s", entity))
+        counts[entity.name] = scalar(conn, query, {"entity": entity.name})
     return counts
 
 
+def _publish_entity(conn, entity: Entity) -> dict[str, int]:
+    """Synchronise curated.<table> of one entity with staging minus quarantine."""
+    names = {
+        "c": sql.Identifier("curated", entity.table),
+        "s": sql.Identifier("staging", entity.table),
+        "key": sql.Identifier(entity.key),
+    }
+    params = {"entity": entity.name}
+    deleted = conn.execute(sql.SQL(
+        "DELETE FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.{key} = c.{key} "
+        "AND ROW(s.*) IS NOT DISTINCT FROM ROW(c.*)) OR {quarantined}"
+    ).format(quarantined=_quarantined("c", entity), **names), params).rowcount
+    inserted = conn.execute(sql.SQL(
+        "INSERT INTO {c} SELECT s.* FROM {s} s WHERE NOT EXISTS "
+        "(SELECT 1 FROM {c} c WHERE c.{key} = s.{key}) AND NOT {quarantined}"
+    ).format(quarantined=_quarantined("s", entity), **names), params).rowcount
+    return {"deleted": deleted, "inserted": inserted}
+
+
 def publish_curated(conn, catalogue: Catalogue | None = None) -> dict[str, dict[str, int]]:
-    """Synchronise curated.<table> with staging minus quarantine (set-based diff)."""
+    """Synchronise every curated.<table> with staging minus quarantine (set-based diff)."""
     catalogue = catalogue or load_catalogue()
-    report = {}
-    for e in catalogue.entities.values():
-        params = {
-            "c": sql.Identifier("curated", e.table),
-            "s": sql.Identifier("staging", e.table),
-            "key": sql.Identifier(e.key),
-            "name": sql.Literal(e.name),
-        }
-        quarantined = sql.SQL(
-            "EXISTS (SELECT 1 FROM ops.quarantined_records q "
-            "WHERE q.entity = {name} AND q.record_key = {alias}.{key}::text)"
-        )
-        deleted = conn.execute(sql.SQL(
-            "DELETE FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.{key} = c.{key} "
-            "AND ROW(s.*) IS NOT DISTINCT FROM ROW(c.*)) OR {q}"
-        ).format(q=quarantined.format(alias=sql.Identifier("c"), **params), **params)).rowcount
-        inserted = conn.execute(sql.SQL(
-            "INSERT INTO {c} SELECT s.* FROM {s} s WHERE NOT EXISTS "
-            "(SELECT 1 FROM {c} c WHERE c.{key} = s.{key}) AND NOT {q}"
-        ).format(q=quarantined.format(alias=sql.Identifier("s"), **params), **params)).rowcount
-        report[e.name] = {"deleted": deleted, "inserted": inserted}
-    return report
+    return {entity.name: _publish_entity(conn, entity) for entity in catalogue.entities.values()}

@@ -17,17 +17,34 @@ from pathlib import Path
 
 from psops.settings import SUITES_DIR
 from psops.transform.quality import GateReport
-from psops.transform.rules import AS_OF_TOKEN, load_catalogue
+from psops.transform.rules import AS_OF_TOKEN, Catalogue, load_catalogue, render_suites
 
 log = logging.getLogger(__name__)
 
 
-def load_suite_dicts(as_of: date, directory: Path = SUITES_DIR) -> dict[str, dict]:
-    """Entity -> suite dict with the as-of date put into as-of dependent queries."""
+REGENERATE_SUITES = "PYTHONPATH=plugins .venv/bin/python -m psops.transform.rules"
+
+
+def load_suite_dicts(as_of: date, directory: Path = SUITES_DIR,
+                     catalogue: Catalogue | None = None) -> dict[str, dict]:
+    """Entity -> suite dict, for every entity of the catalogue, with the as-of date put
+    into as-of dependent queries: expectations/<entity>.json, or the suite rendered from
+    the catalogue when the file is missing (an entity added without regenerating)."""
+    catalogue = catalogue or load_catalogue()
     literal = f"DATE '{as_of.isoformat()}'"
+    rendered: dict[str, str] = {}
     suites = {}
-    for path in sorted(directory.glob("*.json")):
-        suites[path.stem] = json.loads(path.read_text().replace(AS_OF_TOKEN, literal))
+    for name in catalogue.entities:
+        path = directory / f"{name}.json"
+        if path.exists():
+            text = path.read_text()
+        else:
+            log.warning("GX: no suite file %s for entity %s; validating the suite rendered "
+                        "from the rule catalogue (regenerate the files: %s)",
+                        path, name, REGENERATE_SUITES)
+            rendered = rendered or render_suites(catalogue)
+            text = rendered[path.name]
+        suites[name] = json.loads(text.replace(AS_OF_TOKEN, literal))
     return suites
 
 
@@ -67,7 +84,7 @@ def run_gx(as_of: date, docs_dir: Path) -> list[dict]:
     catalogue = load_catalogue()
     gx, context, datasource = _build_context(sqlalchemy_url(), docs_dir)
     definitions = []
-    for name, suite_json in load_suite_dicts(as_of).items():
+    for name, suite_json in load_suite_dicts(as_of, catalogue=catalogue).items():
         entity = catalogue.entity(name)
         asset = datasource.add_table_asset(name=entity.table, table_name=entity.table,
                                            schema_name="staging")

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date
 
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from psops import exception_queue
@@ -67,7 +66,7 @@ def apply_rule(conn, rule: Rule, catalogue: Catalogue, as_of: date, run_id: int 
     entity = catalogue.entity(rule.entity_name)
     outcome = exception_queue.sync_rule(
         conn, ExceptionRule(rule.rule_id, rule.severity, entity.source_system, entity.name),
-        sql.SQL(failing_records_sql(rule, catalogue)), as_of,
+        failing_records_sql(rule, catalogue), as_of,
         checked_by=f"psops_transform (transform run {run_id})", run_id=run_id)
     return RuleOutcome(rule.rule_id, rule.severity, outcome.failing, outcome.opened,
                        outcome.resolved)

@@ -60,17 +60,21 @@ class CatalogueError(ValueError):
     pass
 
 
+def _plain_sql(template: str, **identifiers: sql.Composable) -> str:
+    """SQL text with quoted identifiers: rule predicates are plain text (GX runs them too)."""
+    return sql.SQL(template).format(**identifiers).as_string(None)
+
+
 def _structural_rules(entity: Entity) -> list[Rule]:
     """Keys unique and not null, for every entity (staging's primary key guarantees
-    them; the rules make the guarantee visible in GX and ops.exceptions). Plain SQL
-    text like the rules of the YAML (GX runs it too); the spec only admits lower-case
-    SQL names as keys and tables."""
+    them; the rules make the guarantee visible in GX and ops.exceptions)."""
+    key = sql.Identifier(entity.key)
     return [
         Rule(
             rule_id=f"{entity.name}.key_not_null",
             severity="error",
             description=f"{entity.key} is missing",
-            where=f"t.{entity.key} IS NULL",
+            where=_plain_sql("t.{key} IS NULL", key=key),
             details=(),
             expectation_type="expect_column_values_to_not_be_null",
             expectation_kwargs={"column": entity.key},
@@ -79,10 +83,9 @@ def _structural_rules(entity: Entity) -> list[Rule]:
             rule_id=f"{entity.name}.key_unique",
             severity="error",
             description=f"{entity.key} appears more than once",
-            where=(
-                f"EXISTS (SELECT 1 FROM staging.{entity.table} d "
-                f"WHERE d.{entity.key} = t.{entity.key} AND d.ctid <> t.ctid)"
-            ),
+            where=_plain_sql(
+                "EXISTS (SELECT 1 FROM {table} d WHERE d.{key} = t.{key} AND d.ctid <> t.ctid)",
+                table=sql.Identifier("staging", entity.table), key=key),
             details=(),
             expectation_type="expect_column_values_to_be_unique",
             expectation_kwargs={"column": entity.key},
@@ -134,17 +137,18 @@ def load_catalogue(path: Path = QUALITY_RULES_PATH) -> Catalogue:
 # --------------------------------------------------------------------------
 
 
-def failing_records_sql(rule: Rule, catalogue: Catalogue) -> str:
-    """SELECT record_key, details of EVERY record failing the rule (param: as_of)."""
+def failing_records_sql(rule: Rule, catalogue: Catalogue) -> sql.Composed:
+    """SELECT record_key, details of EVERY record failing the rule (param: as_of); the
+    details are the rule's `details` columns as a JSON object keyed by column name."""
     entity = catalogue.entity(rule.entity_name)
-    details = sql.SQL(", ").join(
-        sql.SQL("{}, t.{}").format(sql.Literal(column), sql.Identifier(column))
-        for column in rule.details)
+    columns = sql.SQL(", ").join(
+        sql.SQL("t.{}").format(sql.Identifier(column)) for column in rule.details)
     return sql.SQL(
-        "SELECT t.{key}::text AS record_key, jsonb_build_object({details}) AS details "
+        "SELECT t.{key}::text AS record_key, "
+        "(SELECT to_jsonb(rule_details.*) FROM (SELECT {columns}) rule_details) AS details "
         "FROM {table} t WHERE ({where})"
-    ).format(key=sql.Identifier(entity.key), details=details,
-             table=sql.Identifier("staging", entity.table), where=sql.SQL(rule.where)).as_string()
+    ).format(key=sql.Identifier(entity.key), columns=columns,
+             table=sql.Identifier("staging", entity.table), where=sql.SQL(rule.where))
 
 
 # --------------------------------------------------------------------------

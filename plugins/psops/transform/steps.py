@@ -28,6 +28,7 @@ from pathlib import Path
 from psycopg.rows import dict_row
 
 from psops.db import warehouse_connection
+from psops.formatting import money
 from psops.settings import DATA_DOCS_DIR, TRANSFORM_LOCK_KEY
 from psops.transform import curated, marts, quality
 from psops.transform.quality import CriticalGateFailed, GateReport
@@ -163,7 +164,7 @@ def _summary_line(cursor, run_id: int) -> str:
             "WHERE as_of = %s AND status IN ('ready', 'blocked') ORDER BY status, currency",
             (as_of,)):
         items[total["status"]] += total["items"]
-        amounts[total["status"]].append(f"{total['currency']} {total['amount']:,.2f}")
+        amounts[total["status"]].append(f"{total['currency']} {money(total['amount'])}")
     exceptions = cursor.execute(
         "SELECT count(*) FILTER (WHERE severity = 'error') AS errors, "
         "count(*) FILTER (WHERE severity = 'warning') AS warnings "

@@ -85,6 +85,12 @@ def _finance_dependency():
     return Depends(requires_finance_user)
 
 
+# Every page: finance only (create_app adds the finance dependency when it includes it).
+pages = APIRouter()
+# Login only: the stylesheet and the nav icon, which every user's navigation shows.
+static_files = APIRouter()
+
+
 def create_app() -> FastAPI:
     """The app; it reads the warehouse through the Airflow connection `warehouse`."""
     app = FastAPI(
@@ -93,111 +99,125 @@ def create_app() -> FastAPI:
         dependencies=[_auth_dependency()],
         docs_url=None, redoc_url=None, openapi_url=None,
     )
-    # Every page: finance only. Only /static is registered on `app` itself (login only).
-    pages = APIRouter(dependencies=[_finance_dependency()])
-
-    @app.exception_handler(HTTPException)
-    async def login_redirect(request: Request, exc: HTTPException):
-        browser = "text/html" in request.headers.get("accept", "")
-        if isinstance(exc, NotFinanceUser):  # logged in: explain, never back to the login
-            if browser:
-                return HTMLResponse(_render(request, "forbidden.html", page="",
-                                            message=exc.detail, setting=FINANCE_USERS.name),
-                                    status_code=403)
-        elif exc.status_code in (401, 403) and browser:
-            return RedirectResponse(_login_url(request), status_code=307)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                            headers=exc.headers)
-
-    @app.exception_handler(WarehouseUnavailable)
-    async def warehouse_down(request: Request, exc: WarehouseUnavailable):
-        log.error("psops UI: %s", exc)
-        return HTMLResponse(_render(request, "error.html", page="", message=str(exc)),
-                            status_code=503)
-
-    @pages.get("/", include_in_schema=False)
-    def index(request: Request):
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/billing", status_code=307)
-
-    @pages.get("/billing", response_class=HTMLResponse)
-    def billing(request: Request, as_of: str | None = None, region: str | None = None,
-                project: str | None = None, billing_type: str | None = None):
-        chosen = _parse_date(as_of)
-        filters = billing_page.BillingFilters(region or None, project or None,
-                                              billing_type or None)
-        with analyst_connection() as conn:
-            dates = queries.as_of_dates(conn)
-            effective = queries.marts_as_of(conn, chosen)
-            if effective is None:
-                return _empty(request, "billing", dates, chosen)
-            view = billing_page.billing_view(conn, effective, filters)
-            view.kpis = queries.process_kpis(conn, effective)
-            pinned = queries.transform_run_ids(conn, effective)
-        return HTMLResponse(_render(
-            request, "billing.html", page="billing", view=view, dates=dates, chosen=chosen,
-            filters=filters, provenance=find_provenance(_ui_base(request), effective, pinned),
-        ))
-
-    @pages.get("/exceptions", response_class=HTMLResponse)
-    def exceptions(request: Request, rule: str | None = None, severity: str | None = None):
-        with analyst_connection() as conn:
-            view = exceptions_page.exceptions_view(conn, rule or None, severity or None)
-            latest = queries.marts_as_of(conn, None)
-            pinned = queries.transform_run_ids(conn, latest) if latest else []
-        provenance = find_provenance(_ui_base(request), latest, pinned) if latest else None
-        return HTMLResponse(_render(
-            request, "exceptions.html", page="exceptions", view=view, rule=rule or "",
-            severity=severity or "", provenance=provenance, effective=latest,
-            resolved_days=exceptions_page.RESOLVED_RECENTLY_DAYS,
-        ))
-
-    @pages.get("/utilization", response_class=HTMLResponse)
-    def utilization(request: Request, as_of: str | None = None, region: str | None = None):
-        chosen = _parse_date(as_of)
-        with analyst_connection() as conn:
-            dates = queries.as_of_dates(conn)
-            effective = queries.marts_as_of(conn, chosen, mart="utilization_weekly")
-            if effective is None:
-                return _empty(request, "utilization", dates, chosen)
-            view = utilization_page.utilization_view(conn, effective, region or None)
-            kpis = queries.process_kpis(conn, effective)
-            pinned = queries.transform_run_ids(conn, effective)
-        under = [p for p in view.people if p["under_target"]]
-        return HTMLResponse(_render(
-            request, "utilization.html", page="utilization", view=view, dates=dates,
-            chosen=chosen, region=region or "", kpis=kpis, under=under,
-            under_chart=charts.person_bars(under[:25], "Furthest below target first "
-                                           "(bar: utilization, black tick: target)")
-            if under else "",
-            region_charts=[charts.region_weeks(r, view.weeks) for r in view.regions],
-            sparklines={p["employee_id"]: charts.sparkline(p["weekly"], view.weeks, p["target"])
-                        for p in view.people},
-            compliance_chart=charts.compliance_bars(view.compliance_weeks),
-            provenance=find_provenance(_ui_base(request), effective, pinned),
-        ))
-
-    @pages.get("/data-docs", include_in_schema=False)
-    def data_docs_root(request: Request):
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/data-docs/index.html",
-                                status_code=307)
-
-    @pages.get("/data-docs/{path:path}", include_in_schema=False)
-    async def data_docs(path: str, request: Request):
-        directory = DATA_DOCS_DIR.path()
-        if not (directory / "index.html").is_file():
-            return HTMLResponse(_render(
-                request, "error.html", page="", message=(
-                    f"No Data Docs yet in {directory}: they are written by the quality_gates "
-                    "task of psops_transform.")), status_code=404)
-        files = StaticFiles(directory=directory, html=True, check_dir=False)
-        return await files.get_response(path or "index.html", request.scope)
-
-    @app.get("/static/{path:path}", include_in_schema=False)
-    async def static(path: str, request: Request):
-        return await StaticFiles(directory=HERE / "static").get_response(path, request.scope)
-
-    app.include_router(pages)
+    app.add_exception_handler(HTTPException, login_redirect)
+    app.add_exception_handler(WarehouseUnavailable, warehouse_down)
+    app.include_router(static_files)
+    app.include_router(pages, dependencies=[_finance_dependency()])
     return app
+
+
+async def login_redirect(request: Request, exc: HTTPException):
+    browser = "text/html" in request.headers.get("accept", "")
+    if isinstance(exc, NotFinanceUser):  # logged in: explain, never back to the login
+        if browser:
+            return HTMLResponse(_render(request, "forbidden.html", page="",
+                                        message=exc.detail, setting=FINANCE_USERS.name),
+                                status_code=403)
+    elif exc.status_code in (401, 403) and browser:
+        return RedirectResponse(_login_url(request), status_code=307)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+async def warehouse_down(request: Request, exc: WarehouseUnavailable):
+    log.error("psops UI: %s", exc)
+    return HTMLResponse(_render(request, "error.html", page="", message=str(exc)),
+                        status_code=503)
+
+
+@pages.get("/", include_in_schema=False)
+def index(request: Request):
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/billing", status_code=307)
+
+
+@pages.get("/billing", response_class=HTMLResponse)
+def billing(request: Request, as_of: str | None = None, region: str | None = None,
+            project: str | None = None, billing_type: str | None = None):
+    chosen = _parse_date(as_of)
+    filters = billing_page.BillingFilters(region or None, project or None, billing_type or None)
+    with analyst_connection() as conn:
+        dates = queries.as_of_dates(conn)
+        effective = queries.marts_as_of(conn, chosen)
+        if effective is None:
+            return _empty(request, "billing", dates, chosen)
+        view = billing_page.billing_view(conn, effective, filters)
+        view.kpis = queries.process_kpis(conn, effective)
+        pinned = queries.transform_run_ids(conn, effective)
+    return HTMLResponse(_render(
+        request, "billing.html", page="billing", view=view, dates=dates, chosen=chosen,
+        filters=filters, provenance=find_provenance(_ui_base(request), effective, pinned),
+    ))
+
+
+@pages.get("/exceptions", response_class=HTMLResponse)
+def exceptions(request: Request, rule: str | None = None, severity: str | None = None):
+    with analyst_connection() as conn:
+        view = exceptions_page.exceptions_view(conn, rule or None, severity or None)
+        latest = queries.marts_as_of(conn, None)
+        pinned = queries.transform_run_ids(conn, latest) if latest else []
+    provenance = find_provenance(_ui_base(request), latest, pinned) if latest else None
+    return HTMLResponse(_render(
+        request, "exceptions.html", page="exceptions", view=view, rule=rule or "",
+        severity=severity or "", provenance=provenance, effective=latest,
+        resolved_days=exceptions_page.RESOLVED_RECENTLY_DAYS,
+    ))
+
+
+@pages.get("/utilization", response_class=HTMLResponse)
+def utilization(request: Request, as_of: str | None = None, region: str | None = None):
+    chosen = _parse_date(as_of)
+    with analyst_connection() as conn:
+        dates = queries.as_of_dates(conn)
+        effective = queries.marts_as_of(conn, chosen, mart="utilization_weekly")
+        if effective is None:
+            return _empty(request, "utilization", dates, chosen)
+        view = utilization_page.utilization_view(conn, effective, region or None)
+        kpis = queries.process_kpis(conn, effective)
+        pinned = queries.transform_run_ids(conn, effective)
+    return HTMLResponse(_render(
+        request, "utilization.html", page="utilization", view=view, dates=dates,
+        chosen=chosen, region=region or "", kpis=kpis,
+        provenance=find_provenance(_ui_base(request), effective, pinned),
+        **_utilization_charts(view),
+    ))
+
+
+def _utilization_charts(view: utilization_page.UtilizationView) -> dict:
+    """The utilization page's people below target and its SVG charts."""
+    under = [p for p in view.people if p["under_target"]]
+    return {
+        "under": under,
+        "under_chart": charts.person_bars(under[:25], "Furthest below target first "
+                                          "(bar: utilization, black tick: target)")
+        if under else "",
+        "region_charts": [charts.region_weeks(r, view.weeks) for r in view.regions],
+        "sparklines": {p["employee_id"]: charts.sparkline(p["weekly"], view.weeks, p["target"])
+                       for p in view.people},
+        "compliance_chart": charts.compliance_bars(view.compliance_weeks),
+    }
+
+
+@pages.get("/data-docs", include_in_schema=False)
+def data_docs_root(request: Request):
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/data-docs/index.html",
+                            status_code=307)
+
+
+@pages.get("/data-docs/{path:path}", include_in_schema=False)
+async def data_docs(path: str, request: Request):
+    directory = DATA_DOCS_DIR.path()
+    if not (directory / "index.html").is_file():
+        return HTMLResponse(_render(
+            request, "error.html", page="", message=(
+                f"No Data Docs yet in {directory}: they are written by the quality_gates "
+                "task of psops_transform.")), status_code=404)
+    files = StaticFiles(directory=directory, html=True, check_dir=False)
+    return await files.get_response(path or "index.html", request.scope)
+
+
+@static_files.get("/static/{path:path}", include_in_schema=False)
+async def static(path: str, request: Request):
+    return await StaticFiles(directory=HERE / "static").get_response(path, request.scope)
 
 
 def _parse_date(value: str | None) -> date | None:

@@ -4,38 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from psycopg import sql
+
 RESOLVED_RECENTLY_DAYS = 30
 
 # The page's filters (None: every rule, every severity).
-_RULE_AND_SEVERITY = """
-  AND (%(rule)s::text IS NULL OR rule_id = %(rule)s)
-  AND (%(severity)s::text IS NULL OR severity = %(severity)s)"""
+_RULE_AND_SEVERITY = sql.SQL("""(%(rule)s::text IS NULL OR rule_id = %(rule)s)
+  AND (%(severity)s::text IS NULL OR severity = %(severity)s)""")
 
-_OPEN_BY_RULE = """
+_OPEN_BY_RULE = sql.SQL("""
 SELECT rule_id, severity, source_system, entity, count(*) AS records,
        min(first_seen_at) AS first_seen, max(last_seen_at) AS last_seen
 FROM ops.exceptions
-WHERE status = 'open'""" + _RULE_AND_SEVERITY + """
+WHERE status = 'open' AND {filters}
 GROUP BY rule_id, severity, source_system, entity
-ORDER BY CASE severity WHEN 'error' THEN 0 ELSE 1 END, count(*) DESC, rule_id"""
+ORDER BY CASE severity WHEN 'error' THEN 0 ELSE 1 END, count(*) DESC, rule_id
+""").format(filters=_RULE_AND_SEVERITY)
 
-_OPEN_ROWS = """
+_OPEN_ROWS = sql.SQL("""
 SELECT rule_id, severity, source_system, entity, record_key, details,
        first_seen_at, last_seen_at, times_seen, last_as_of
 FROM ops.exceptions
-WHERE status = 'open'""" + _RULE_AND_SEVERITY + """
+WHERE status = 'open' AND {filters}
 ORDER BY CASE severity WHEN 'error' THEN 0 ELSE 1 END, rule_id, record_key
-LIMIT %(limit)s"""
+LIMIT %(limit)s
+""").format(filters=_RULE_AND_SEVERITY)
 
-_RESOLVED_ROWS = """
+_RESOLVED_ROWS = sql.SQL("""
 SELECT rule_id, severity, source_system, entity, record_key, details,
        first_seen_at, last_seen_at, resolved_at, resolved_by
 FROM ops.exceptions
 WHERE status = 'resolved'
-  AND coalesce(resolved_at, last_seen_at) >= now() - make_interval(days => %(days)s)"""\
-    + _RULE_AND_SEVERITY + """
+  AND coalesce(resolved_at, last_seen_at) >= now() - make_interval(days => %(days)s)
+  AND {filters}
 ORDER BY coalesce(resolved_at, last_seen_at) DESC, rule_id, record_key
-LIMIT %(limit)s"""
+LIMIT %(limit)s
+""").format(filters=_RULE_AND_SEVERITY)
 
 
 @dataclass

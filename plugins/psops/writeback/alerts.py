@@ -28,6 +28,8 @@ from psycopg.rows import namedtuple_row
 from psops.connectors.source_api_hook import SourceApiError, SourceApiHook
 from psops.formatting import money
 from psops.settings import ALERTS_WEBHOOK_CONN_ID
+from psops.writeback import approval
+from psops.writeback.planner import DEAL_RULE
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +141,8 @@ def _timesheets(conn, as_of: date) -> Section:
 def _invalid_deals(conn) -> Section:
     """Deals that cannot be set up as projects."""
     deals = _rows(conn, """SELECT record_key, details FROM ops.exceptions
-                           WHERE rule_id = 'deal.setup_invalid' AND status = 'open'
-                           ORDER BY record_key""")
+                           WHERE rule_id = %(rule_id)s AND status = 'open'
+                           ORDER BY record_key""", {"rule_id": DEAL_RULE.rule_id})
     return Section("deals", "Closed-won deals that cannot be set up", items=[
         Item(f"deal_invalid:{r.record_key}", fingerprint(r.details.get("reasons")),
              f"deal {r.record_key} ({r.details.get('deal_name')}): "
@@ -149,13 +151,17 @@ def _invalid_deals(conn) -> Section:
 
 
 def _awaiting_approval(conn) -> Section:
-    """Corrections waiting for finance."""
-    batches = _rows(conn, """SELECT batch_id, corrections, total_worth, expires_at
-                             FROM ops.approval_batches WHERE status = 'awaiting_approval'
-                             ORDER BY created_at""")
+    """Corrections waiting for finance, each batch's worth per currency."""
+    batches = _rows(conn, """SELECT b.batch_id, b.corrections, b.expires_at,
+                                    (SELECT jsonb_agg(jsonb_build_object(
+                                                'worth', o.worth, 'currency', o.currency))
+                                     FROM ops.outbox o WHERE o.batch_id = b.batch_id) AS changes
+                             FROM ops.approval_batches b WHERE b.status = 'awaiting_approval'
+                             ORDER BY b.created_at""")
     return Section("approvals", "Corrections awaiting finance approval", items=[
         Item(f"approval:{r.batch_id}", fingerprint(r.corrections),
-             f"batch {r.batch_id}: {r.corrections} corrections worth {money(r.total_worth)}; "
+             f"batch {r.batch_id}: {r.corrections} corrections worth "
+             f"{approval.worth_text(r.changes or [])}; "
              f"approve or reject in Airflow (psops_approve_corrections, Required actions) "
              f"before {r.expires_at:%Y-%m-%d %H:%M} UTC")
         for r in batches])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,16 +32,13 @@ from psycopg.rows import dict_row, scalar_row
 from psops.formatting import money
 from psops.settings import APPROVAL_THRESHOLD, APPROVAL_TIMEOUT_MINUTES
 from psops.writeback import outbox
-from psops.writeback.outbox import OutboxEntry, PlannedWrite
+from psops.writeback.decisions import APPROVE, REJECT
+from psops.writeback.outbox import CREATING_KINDS, KIND_LABELS, OutboxEntry, PlannedWrite
 
 log = logging.getLogger(__name__)
 
-APPROVE = "Approve"
-REJECT = "Reject"
 EXPIRED_BY = "expired: no answer in time"
 MAX_LINES = 60
-KIND_LABEL = {"erp_job": "new ERP job", "erp_billing_line": "new ERP billing line",
-              "psa_time_entry_rate": "PSA rate fix"}
 
 
 def threshold() -> Decimal:
@@ -139,6 +137,18 @@ def expire_stale(conn, dag_run_id: str | None = None) -> list[str]:
 
 # -- show -----------------------------------------------------------------------------
 
+def worth_text(items: Iterable[dict], *, currency_codes: bool = False) -> str:
+    """What outbox rows or correction briefs (`worth`, `currency`) are worth, for people:
+    amounts in different currencies are never added up. All in one currency: the bare
+    amount ("7,313.38"; "7,313.38 USD" with `currency_codes`); else "7,313.38 USD, 120.00 EUR"."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for item in items:
+        totals[item["currency"] or "?"] += Decimal(str(item["worth"] or 0))
+    if len(totals) <= 1 and not currency_codes:
+        return money(sum(totals.values(), Decimal(0)))
+    return ", ".join(f"{money(totals[currency])} {currency}" for currency in sorted(totals))
+
+
 def oldest_waiting_batch(conn) -> str | None:
     with conn.cursor(row_factory=scalar_row) as cur:
         return cur.execute("""SELECT batch_id FROM ops.approval_batches
@@ -157,7 +167,7 @@ def describe_batch(conn, batch_id: str | None) -> dict:
     awaiting batch when none is given)."""
     batch_id = batch_id or oldest_waiting_batch(conn)
     with conn.cursor(row_factory=dict_row) as cur:
-        batch = cur.execute("""SELECT status, expires_at, total_worth, created_at
+        batch = cur.execute("""SELECT status, expires_at, created_at
                                FROM ops.approval_batches WHERE batch_id = %s""",
                             (batch_id,)).fetchone()
         if batch is None or batch["status"] != "awaiting_approval":
@@ -172,19 +182,20 @@ def describe_batch(conn, batch_id: str | None) -> dict:
     for change in changes:
         by_project[change["project_code"]].append(change)
     projects = ", ".join(by_project)
-    total = money(batch["total_worth"])
+    total = worth_text(changes)
     return {"batch_id": batch_id, "pending": True,
             "subject": f"Approve {len(changes)} billing corrections worth {total} ({projects})?",
-            "body": _request_body(batch_id, batch, by_project, len(changes)),
+            "body": _request_body(batch_id, batch, by_project, total),
             "projects": list(by_project),
             "summary": f"approval batch {batch_id}: {len(changes)} corrections worth "
                        f"{total} for {projects} shown to finance"}
 
 
 def _request_body(batch_id: str, batch: dict, by_project: dict[str, list[dict]],
-                  count: int) -> str:
+                  total: str) -> str:
+    count = sum(len(changes) for changes in by_project.values())
     lines = [
-        f"**{count} corrections worth {money(batch['total_worth'])} in total** are waiting "
+        f"**{count} corrections worth {total} in total** are waiting "
         f"for your decision (batch `{batch_id}`, planned {batch['created_at']:%Y-%m-%d %H:%M} UTC).",
         "",
         "Each project below changed billable money by more than the approval threshold in one "
@@ -199,19 +210,23 @@ def _request_body(batch_id: str, batch: dict, by_project: dict[str, list[dict]],
     ]
     shown = 0
     for project, changes in by_project.items():
-        subtotal = sum(float(change["worth"]) for change in changes)
-        lines.append(f"| **{project}** | **{len(changes)} changes** | "
-                     f"**{money(subtotal)} {changes[0]['currency']}** |")
+        subtotal = worth_text(changes, currency_codes=True)
+        lines.append(f"| **{project}** | **{len(changes)} changes** | **{subtotal}** |")
         for change in changes:
             if shown < MAX_LINES:
-                label = KIND_LABEL.get(change["kind"], change["kind"])
-                lines.append(f"| {project} | {label}: {change['description']} | "
+                lines.append(f"| {project} | {_change_label(change['kind'])}: "
+                             f"{change['description']} | "
                              f"{money(change['worth'])} {change['currency']} |")
                 shown += 1
     if count > shown:
         lines.append(f"\n… and {count - shown} more (all of them: `ops.outbox` where "
                      f"batch_id = '{batch_id}').")
     return "\n".join(lines)
+
+
+def _change_label(kind: str) -> str:
+    label = KIND_LABELS.get(kind, kind)
+    return f"new {label}" if kind in CREATING_KINDS else label
 
 
 # -- decide ---------------------------------------------------------------------------

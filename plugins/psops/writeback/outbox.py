@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 KIND_ORDER = {"psa_project": 1, "erp_job": 2, "crm_deal_link": 3, "erp_billing_line": 4,
               "psa_time_entry_rate": 5}
+KIND_LABELS = {"psa_project": "PSA project", "erp_job": "ERP job",
+               "crm_deal_link": "CRM deal link", "erp_billing_line": "ERP billing line",
+               "psa_time_entry_rate": "PSA rate fix"}
+CREATING_KINDS = frozenset({"psa_project", "erp_job", "erp_billing_line"})
 SENDABLE = ("pending", "sent", "failed")
 STATUS_AFTER = {"approved": "pending", "rejected": "rejected", "expired": "expired"}
 MAX_BODY_CHARS = 4000

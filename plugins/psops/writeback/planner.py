@@ -28,7 +28,6 @@ from psops.writeback.source_writes import SourceWrites
 DEAL_RULE = ExceptionRule("deal.setup_invalid", "warning", "crm", "deal")
 PROJECT_CODE = re.compile(r"^PRJ-(\d{5})$")
 SETUP_DECIDED_BY = "auto: deal-to-project set-up needs no approval"
-ERP_SUBSIDIARY = {"NA": "1", "EMEA": "2", "APAC": "3"}
 
 
 @dataclass
@@ -133,7 +132,7 @@ def _setup_writes(deal: dict, code: str) -> list[PlannedWrite]:
     job = {"entityId": code, "companyName": deal["company_name"] or project["name"],
            "customer": {"id": deal["erp_customer_id"]}, "status": "active",
            "externalId": None, "startDate": starts_on,
-           "subsidiary": {"id": ERP_SUBSIDIARY[deal["region"]]}}
+           "subsidiary": {"id": deal["erp_subsidiary_id"]}}
     link = {"properties": {"psa_project_id": None}}
     common = {"purpose": "deal_setup", "deal_id": deal_id, "project_code": code,
               "record_key": deal_id, "currency": deal["currency"]}

@@ -18,7 +18,6 @@ import logging
 from datetime import date, datetime
 
 from psops.db import warehouse_connection
-from psops.formatting import money
 from psops.writeback import alerts, approval, outbox, planner
 from psops.writeback.source_writes import SourceWrites
 
@@ -44,12 +43,12 @@ def plan(as_of: date, dag_run_id: str | None) -> dict:
     result["threshold"] = float(approval.threshold())
     setups = ", ".join(f"{s['deal_id']}->{s['project_code']}" for s in planned.new_setups)
     invalid = ", ".join(d["deal_id"] for d in planned.invalid_deals)
-    held_worth = sum(c["worth"] for c in planned.held_corrections)
+    held_worth = approval.worth_text(planned.held_corrections)
     result["summary"] = (
         f"write-back plan for {as_of}: {len(planned.new_setups)} deals to set up "
         f"({setups or 'none'}), {len(planned.invalid_deals)} deals invalid ({invalid or 'none'}); "
         f"{len(planned.auto_corrections)} corrections approved automatically, "
-        f"{len(planned.held_corrections)} worth {money(held_worth)} held for finance"
+        f"{len(planned.held_corrections)} worth {held_worth} held for finance"
         + (f" (batch {planned.batch_id})" if planned.batch_id else "")
         + (f"; expired unanswered batches {', '.join(planned.expired_batches)}"
            if planned.expired_batches else ""))
@@ -92,9 +91,9 @@ def apply_corrections(*, earlier_tries_since: datetime | None = None) -> dict:
     """Send the approved corrections (automatic or decided earlier)."""
     report = _apply("correction", earlier_tries_since=earlier_tries_since)
     result = report.as_dict()
-    worth = sum(c["worth"] for c in report.confirmed)
+    worth = approval.worth_text(report.confirmed)
     result["summary"] = (
-        f"corrections applied: {len(report.confirmed)} worth {money(worth)} "
+        f"corrections applied: {len(report.confirmed)} worth {worth} "
         f"({_count(report.confirmed, 'erp_job')} ERP jobs, "
         f"{_count(report.confirmed, 'erp_billing_line')} billing lines, "
         f"{_count(report.confirmed, 'psa_time_entry_rate')} rate fixes); "
@@ -151,9 +150,9 @@ def decide_batch(described: dict, answer: dict | None, approval_run_id: str, *,
         return _finish({**outcome, **outbox.ApplyReport().as_dict(),
                         "summary": f"{decided}: {outcome['rows']} corrections not applied"})
     report = _apply("correction", outcome["batch_id"], earlier_tries_since)
-    worth = sum(c["worth"] for c in report.confirmed)
+    worth = approval.worth_text(report.confirmed)
     return _finish({
         **outcome, **report.as_dict(),
-        "summary": f"{decided}: {len(report.confirmed)} corrections applied worth {money(worth)}, "
+        "summary": f"{decided}: {len(report.confirmed)} corrections applied worth {worth}, "
                    f"{len(report.failed)} failed (retried by Airflow and the next psops_writeback), "
                    f"{len(report.waiting)} waiting"})
