@@ -22,11 +22,11 @@ from psops.settings import MARTS_ASSET_URI, TRANSFORM_CUTOFF_CRON
 RAW_ASSETS = [Asset(uri) for uri in raw_asset_uris()]
 MARTS = Asset(MARTS_ASSET_URI)
 
-DOC = """
+DOC = f"""
 ### psops_transform: the numbers finance and delivery read
 
-**When it runs.** When **all four** source systems have been ingested since its last
-run (each `psops_ingest_*` DAG updates `psops://raw/crm|psa|erp|hris` once all its
+**When it runs.** When **every** source system has been ingested since its last
+run (each `psops_ingest_*` DAG updates its raw Asset ({', '.join(f'`{uri}`' for uri in raw_asset_uris())}) once all its
 streams loaded): the marts of a day are computed on fresh data from every system.
 So that one slow or broken system cannot freeze the marts for a day, it also runs
 at the daily **cut-off** (`PSOPS_TRANSFORM_CUTOFF_CRON`, default `0 6 * * *`, UTC):
@@ -53,7 +53,7 @@ trigger time for Asset-triggered runs, in UTC):
    item -> reason -> the record to fix), `marts.process_kpis`,
    `marts.project_margin`, in one transaction.
 4. **summary** - one line: ready/blocked amounts, utilization, open exceptions; then
-   updates the `psops://marts` Asset (psops_writeback runs on it).
+   updates the `{MARTS_ASSET_URI}` Asset (psops_writeback runs on it).
 
 **Finance.** Read marts for one `as_of`. A `blocked` billing row lists its reasons;
 `marts.billing_readiness_blockers` names the milestone / time entry / expense /

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from psops.catalogue import request_pool, request_pools
 from psops.dag_defaults import as_of_date, dag_arguments
-from psops.settings import MARTS_ASSET_URI
+from psops.settings import ALERTS_WEBHOOK_CONN_ID, MARTS_ASSET_URI
 
 MARTS = Asset(MARTS_ASSET_URI)
 
@@ -24,7 +24,7 @@ ERP_POOL_NOTE = (f"ERP writers share the pool `{ERP_POOL}` with the ERP ingest "
 DOC = f"""
 ### psops_writeback: pushing the fixes back to CRM, PSA and ERP
 
-**What it does.** Runs after every marts build (`psops://marts`). Every write goes
+**What it does.** Runs after every marts build (`{MARTS_ASSET_URI}`). Every write goes
 through the outbox `ops.outbox`: one row per intended write with an idempotency key
 (`psa.project:deal:<id>`, `erp.job:<code>`, `crm.deal_link:<deal>`,
 `erp.billing_line:milestone:<id>`, `psa.time_entry_rate:<entry>:<rate>`), status
@@ -46,7 +46,7 @@ job or billing line.
    externalId = PSA id), CRM `psa_project_id`. A failed step is retried (by Airflow's
    retry, then the next run) from that step.
 3. **apply_corrections** - the approved corrections (also when a set-up write failed).
-4. **send_alert_digest** - one chat message per run to `alerts_webhook`: ready to
+4. **send_alert_digest** - one chat message per run to `{ALERTS_WEBHOOK_CONN_ID}`: ready to
    bill, blocked by reason, new error exceptions, missing/late timesheets, invalid
    deals, approvals waiting, failed writes, what was written. Unchanged items are
    not repeated within 24 hours; nothing new = no message. Runs also when a write
@@ -60,7 +60,7 @@ open the `psops_approve_corrections` run → *Required actions*.
 **On call.** A `failed` outbox row keeps the system's answer in `response_body`. When
 a write of set_up_projects or apply_corrections ends `failed`, the task records every
 other write first and then fails: red in the UI, retried by Airflow (lookup first, so
-a confirmed write is never sent again) and posted to `alerts_webhook` once its retries
+a confirmed write is never sent again) and posted to `{ALERTS_WEBHOOK_CONN_ID}` once its retries
 are used up; summary is then `upstream_failed`. A digest the webhook did not take
 fails send_alert_digest the same way (its items are not marked as alerted, so the
 retry or the next run sends them). 4xx answers are a contract problem: fix and let the
