@@ -20,9 +20,13 @@ from airflow.sdk.exceptions import AirflowException  # noqa: E402
 from psycopg.rows import namedtuple_row  # noqa: E402
 
 from psops.db import warehouse_connection  # noqa: E402
-from psops.formatting import money  # noqa: E402
+from psops.formatting import (
+    money,  # noqa: E402
+    worth_text,  # noqa: E402
+)
 from psops.oncall import first_line  # noqa: E402
 from psops.warehouse_migrations import MigrationError  # noqa: E402
+from psops.writeback.approval import waiting_batches  # noqa: E402
 from psops.writeback.outbox import KIND_LABELS  # noqa: E402
 from psops.writeback.planner import DEAL_RULE  # noqa: E402
 
@@ -61,12 +65,9 @@ CONFIRMED_WRITES = """
     FROM ops.outbox WHERE status = 'confirmed' GROUP BY kind, purpose ORDER BY purpose, kind
 """
 UNCONFIRMED_WRITES = """
-    SELECT status, count(*) AS writes, coalesce(sum(worth), 0) AS worth FROM ops.outbox
-    WHERE status <> 'confirmed' GROUP BY status ORDER BY status
-"""
-AWAITING_FINANCE = """
-    SELECT batch_id, corrections, total_worth, expires_at FROM ops.approval_batches
-    WHERE status = 'awaiting_approval' ORDER BY created_at
+    SELECT status, count(*) AS writes,
+           jsonb_agg(jsonb_build_object('worth', worth, 'currency', currency)) AS changes
+    FROM ops.outbox WHERE status <> 'confirmed' GROUP BY status ORDER BY status
 """
 OPEN_EXCEPTIONS_OF_RULE = """
     SELECT record_key FROM ops.exceptions
@@ -115,10 +116,11 @@ def writeback_summary_lines(conn) -> list[str]:
         lines += [_written_line(row) for row in cur.execute(CONFIRMED_WRITES).fetchall()] \
             or ["  nothing"]
         for row in cur.execute(UNCONFIRMED_WRITES).fetchall():
-            lines.append(f"  {row.status:<17} {row.writes:>3} (worth {money(row.worth)})")
-        for batch in cur.execute(AWAITING_FINANCE).fetchall():
+            lines.append(f"  {row.status:<17} {row.writes:>3} "
+                         f"(worth {worth_text(row.changes, currency_codes=True)})")
+        for batch in waiting_batches(conn):
             lines.append(f"Awaiting finance: batch {batch.batch_id}, {batch.corrections} "
-                         f"corrections worth {money(batch.total_worth)}, expires "
+                         f"corrections worth {batch.worth}, expires "
                          f"{batch.expires_at:%Y-%m-%d %H:%M} UTC: run psops_approve_corrections "
                          f"(UI: Required actions)")
         invalid = [row.record_key for row in cur.execute(

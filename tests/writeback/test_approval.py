@@ -97,7 +97,7 @@ def test_what_finance_sees(wb_env):
 
 
 def test_amounts_in_different_currencies_are_never_added_up():
-    from psops.writeback.approval import worth_text
+    from psops.formatting import worth_text
 
     usd = [{"worth": 7000, "currency": "USD"}, {"worth": 313.38, "currency": "USD"}]
     assert worth_text(usd) == "7,313.38"

@@ -152,19 +152,12 @@ def _invalid_deals(conn) -> Section:
 
 def _awaiting_approval(conn) -> Section:
     """Corrections waiting for finance, each batch's worth per currency."""
-    batches = _rows(conn, """SELECT b.batch_id, b.corrections, b.expires_at,
-                                    (SELECT jsonb_agg(jsonb_build_object(
-                                                'worth', o.worth, 'currency', o.currency))
-                                     FROM ops.outbox o WHERE o.batch_id = b.batch_id) AS changes
-                             FROM ops.approval_batches b WHERE b.status = 'awaiting_approval'
-                             ORDER BY b.created_at""")
     return Section("approvals", "Corrections awaiting finance approval", items=[
         Item(f"approval:{r.batch_id}", fingerprint(r.corrections),
-             f"batch {r.batch_id}: {r.corrections} corrections worth "
-             f"{approval.worth_text(r.changes or [])}; "
+             f"batch {r.batch_id}: {r.corrections} corrections worth {r.worth}; "
              f"approve or reject in Airflow (psops_approve_corrections, Required actions) "
              f"before {r.expires_at:%Y-%m-%d %H:%M} UTC")
-        for r in batches])
+        for r in approval.waiting_batches(conn)])
 
 
 def _failed_writes(conn) -> Section:

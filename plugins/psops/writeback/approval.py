@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from psycopg.rows import dict_row, scalar_row
 
-from psops.formatting import money
+from psops.formatting import money, worth_text
 from psops.settings import APPROVAL_THRESHOLD, APPROVAL_TIMEOUT_MINUTES
 from psops.writeback import outbox
 from psops.writeback.decisions import APPROVE, REJECT
@@ -137,16 +136,26 @@ def expire_stale(conn, dag_run_id: str | None = None) -> list[str]:
 
 # -- show -----------------------------------------------------------------------------
 
-def worth_text(items: Iterable[dict], *, currency_codes: bool = False) -> str:
-    """What outbox rows or correction briefs (`worth`, `currency`) are worth, for people:
-    amounts in different currencies are never added up. All in one currency: the bare
-    amount ("7,313.38"; "7,313.38 USD" with `currency_codes`); else "7,313.38 USD, 120.00 EUR"."""
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for item in items:
-        totals[item["currency"] or "?"] += Decimal(str(item["worth"] or 0))
-    if len(totals) <= 1 and not currency_codes:
-        return money(sum(totals.values(), Decimal(0)))
-    return ", ".join(f"{money(totals[currency])} {currency}" for currency in sorted(totals))
+
+@dataclass(frozen=True)
+class WaitingBatch:
+    batch_id: str
+    corrections: int
+    expires_at: datetime
+    worth: str  # per currency (worth_text)
+
+
+def waiting_batches(conn) -> list[WaitingBatch]:
+    """The batches awaiting finance, oldest first, each with its worth per currency."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("""
+            SELECT b.batch_id, b.corrections, b.expires_at,
+                   (SELECT jsonb_agg(jsonb_build_object('worth', o.worth, 'currency', o.currency))
+                    FROM ops.outbox o WHERE o.batch_id = b.batch_id) AS changes
+            FROM ops.approval_batches b WHERE b.status = 'awaiting_approval'
+            ORDER BY b.created_at""").fetchall()
+    return [WaitingBatch(row["batch_id"], row["corrections"], row["expires_at"],
+                         worth_text(row["changes"] or [])) for row in rows]
 
 
 def oldest_waiting_batch(conn) -> str | None:

@@ -18,6 +18,7 @@ import logging
 from datetime import date, datetime
 
 from psops.db import warehouse_connection
+from psops.formatting import worth_text
 from psops.writeback import alerts, approval, outbox, planner
 from psops.writeback.source_writes import SourceWrites
 
@@ -43,7 +44,7 @@ def plan(as_of: date, dag_run_id: str | None) -> dict:
     result["threshold"] = float(approval.threshold())
     setups = ", ".join(f"{s['deal_id']}->{s['project_code']}" for s in planned.new_setups)
     invalid = ", ".join(d["deal_id"] for d in planned.invalid_deals)
-    held_worth = approval.worth_text(planned.held_corrections)
+    held_worth = worth_text(planned.held_corrections)
     result["summary"] = (
         f"write-back plan for {as_of}: {len(planned.new_setups)} deals to set up "
         f"({setups or 'none'}), {len(planned.invalid_deals)} deals invalid ({invalid or 'none'}); "
@@ -91,7 +92,7 @@ def apply_corrections(*, earlier_tries_since: datetime | None = None) -> dict:
     """Send the approved corrections (automatic or decided earlier)."""
     report = _apply("correction", earlier_tries_since=earlier_tries_since)
     result = report.as_dict()
-    worth = approval.worth_text(report.confirmed)
+    worth = worth_text(report.confirmed)
     result["summary"] = (
         f"corrections applied: {len(report.confirmed)} worth {worth} "
         f"({_count(report.confirmed, 'erp_job')} ERP jobs, "
@@ -150,7 +151,7 @@ def decide_batch(described: dict, answer: dict | None, approval_run_id: str, *,
         return _finish({**outcome, **outbox.ApplyReport().as_dict(),
                         "summary": f"{decided}: {outcome['rows']} corrections not applied"})
     report = _apply("correction", outcome["batch_id"], earlier_tries_since)
-    worth = approval.worth_text(report.confirmed)
+    worth = worth_text(report.confirmed)
     return _finish({
         **outcome, **report.as_dict(),
         "summary": f"{decided}: {len(report.confirmed)} corrections applied worth {worth}, "
