@@ -22,3 +22,15 @@ def worth_text(items: Iterable[dict], *, currency_codes: bool = False) -> str:
     if len(totals) <= 1 and not currency_codes:
         return money(sum(totals.values(), Decimal(0)))
     return ", ".join(f"{money(totals[currency])} {currency}" for currency in sorted(totals))
+
+
+def chat_text(text) -> str:
+    """Source text for a chat message (Slack mrkdwn): `&`, `<` and `>` escaped, so a name
+    like `<!channel>` is shown, never a mention or a link."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_cell(text) -> str:
+    """Source text for one cell of a Markdown table: no new row, no column, no HTML."""
+    return (str(text).replace("\\", "\\\\").replace("|", "\\|")
+            .replace("<", "&lt;").replace(">", "&gt;").replace("\r", " ").replace("\n", " "))

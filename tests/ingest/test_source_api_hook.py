@@ -151,3 +151,47 @@ def test_webhook_path_is_a_secret_and_never_in_messages(monkeypatch, server, cap
     assert "invalid_payload" in str(err.value)
     assert "very-secret-token" not in str(err.value) and "very-secret-token" not in caplog.text
     assert "/services/…(redacted)" in str(err.value)
+
+
+def test_a_link_to_another_host_is_never_followed_with_the_credentials(monkeypatch, server):
+    """A next-page link is an answer's data: only the connection's own origin gets the token."""
+    hook = _hook(monkeypatch, server, "bearer_account", login="acct-7", password=SECRET)
+    for foreign in (f"http://127.0.0.2:{server.port}/v2/projects?page=2",
+                    f"https://127.0.0.1:{server.port}/v2/projects?page=2",
+                    f"http://127.0.0.1:{server.port + 1}/v2/projects?page=2",
+                    "http://attacker.example/v2/projects"):
+        with pytest.raises(AirflowFailException, match="refusing to send the credentials"):
+            hook.request("GET", foreign)
+    assert server.requests == []  # nothing was sent anywhere
+
+    server.add("/v2/projects", (200, {}, {"projects": []}))
+    hook.request("GET", f"http://127.0.0.1:{server.port}/v2/projects?page=2")  # its own: fine
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+
+
+def test_ids_from_a_source_are_one_path_segment():
+    from psops.writeback.source_writes import SourceWrites
+
+    class RecordingHook:
+        def __init__(self):
+            self.paths = []
+
+        def request(self, method, path, **kwargs):
+            self.paths.append(path)
+
+            class Answer:
+                status_code = 404
+
+                @staticmethod
+                def json():
+                    return {}
+            return Answer()
+
+    psa, crm, erp = RecordingHook(), RecordingHook(), RecordingHook()
+    writes = SourceWrites(hooks={"psa": psa, "crm": crm, "erp": erp})
+    writes.get_time_entry("12/../../admin?x=1")
+    writes.get_deal("9#1", ["psa_project_id"])
+    writes.find_erp("job", "a/b")
+    assert psa.paths == ["/v2/time_entries/12%2F..%2F..%2Fadmin%3Fx%3D1"]
+    assert crm.paths == ["/crm/v3/objects/deals/9%231"]
+    assert erp.paths == ["/services/rest/record/v1/job/eid:a%2Fb"]

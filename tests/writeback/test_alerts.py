@@ -145,3 +145,27 @@ def test_undelivered_digest_fails_the_task_and_nothing_is_marked_sent(wb_env):
     again = _alert_task("digest-500", _RecordingTI())
     assert again["status"] == "nothing_new"
     assert [p["status"] for p in _webhook_posts(sandbox)] == [500, 200]
+
+
+def test_source_names_cannot_ping_the_channel_or_forge_links():
+    """A deal named `<!channel>` is shown as text, never a mention (Slack mrkdwn)."""
+    from datetime import date
+
+    from psops.writeback.alerts import Item, Section, render
+
+    section = Section("deals", "Closed-won deals that cannot be set up", items=[
+        Item("deal_invalid:1", "f", "deal 1 (<!channel> & <http://x|click>): REGION_UNKNOWN")],
+        context="R&D <team>")
+    body = render([section], date(2026, 3, 31))["blocks"][1]["text"]["text"]
+    assert "<!channel>" not in body and "<http" not in body
+    assert "&lt;!channel&gt; &amp; &lt;http://x|click&gt;" in body
+    assert "R&amp;D &lt;team&gt;" in body
+    assert body.startswith("*Closed-won deals that cannot be set up*")  # our own markup stays
+
+
+def test_source_text_cannot_break_the_approval_table():
+    from psops.formatting import markdown_cell
+
+    assert markdown_cell("fee | 1,000 | forged\nrow <b>") == \
+        "fee \\| 1,000 \\| forged row &lt;b&gt;"
+    assert markdown_cell("a\\|b") == "a\\\\\\|b"

@@ -131,10 +131,18 @@ class SourceApiHook(HttpHook):
         return value
 
     def url(self, path_or_url: str) -> str:
-        if "://" in path_or_url:
-            return path_or_url
+        """The URL of a path on the connection's host. An absolute URL (a next-page link
+        from the answer) is followed only when its scheme, host and port are the
+        connection's own: the request carries the system's credentials."""
         self.get_conn()
-        return self.url_from_endpoint(path_or_url)
+        if "://" not in path_or_url:
+            return self.url_from_endpoint(path_or_url)
+        if _origin(path_or_url) != _origin(self.url_from_endpoint("/")):
+            raise AirflowFailException(
+                f"{self.system.upper()}: refusing to send the credentials of connection "
+                f"'{self.http_conn_id}' to {_origin(path_or_url)} (an answer linked there; "
+                f"the connection's host is {_origin(self.url_from_endpoint('/'))})")
+        return path_or_url
 
     # -- OAuth2 ----------------------------------------------------------------
 
@@ -282,3 +290,10 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
 def _body(response: requests.Response, limit: int = 2000) -> str:
     text = response.text.strip()
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of a URL, with the scheme's default port made explicit."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"

@@ -26,7 +26,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from psycopg.rows import namedtuple_row
 
 from psops.connectors.source_api_hook import SourceApiError, SourceApiHook
-from psops.formatting import money
+from psops.formatting import chat_text, money
 from psops.settings import ALERTS_WEBHOOK_CONN_ID
 from psops.writeback import approval
 from psops.writeback.planner import DEAL_RULE
@@ -196,8 +196,8 @@ def render(sections: list[Section], as_of: date) -> dict:
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text",
                                                       "text": f"psops digest {as_of}"}}]
     for s in shown:
-        lines = [f"*{s.title}*" + (f" - {s.context}" if s.context else "")]
-        lines += [f"• {i.line}" for i in s.items[:ITEMS_PER_SECTION]]
+        lines = [f"*{s.title}*" + (f" - {chat_text(s.context)}" if s.context else "")]
+        lines += [f"• {chat_text(i.line)}" for i in s.items[:ITEMS_PER_SECTION]]
         if len(s.items) > ITEMS_PER_SECTION:
             lines.append(f"… and {len(s.items) - ITEMS_PER_SECTION} more")
         body = "\n".join(lines)

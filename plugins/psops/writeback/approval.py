@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from psycopg.rows import dict_row, scalar_row
 
-from psops.formatting import money, worth_text
+from psops.formatting import markdown_cell, money, worth_text
 from psops.settings import APPROVAL_THRESHOLD, APPROVAL_TIMEOUT_MINUTES
 from psops.writeback import outbox
 from psops.writeback.decisions import APPROVE, REJECT
@@ -220,11 +220,12 @@ def _request_body(batch_id: str, batch: dict, by_project: dict[str, list[dict]],
     shown = 0
     for project, changes in by_project.items():
         subtotal = worth_text(changes, currency_codes=True)
-        lines.append(f"| **{project}** | **{len(changes)} changes** | **{subtotal}** |")
+        lines.append(f"| **{markdown_cell(project)}** | **{len(changes)} changes** | "
+                     f"**{subtotal}** |")
         for change in changes:
             if shown < MAX_LINES:
-                lines.append(f"| {project} | {_change_label(change['kind'])}: "
-                             f"{change['description']} | "
+                lines.append(f"| {markdown_cell(project)} | {_change_label(change['kind'])}: "
+                             f"{markdown_cell(change['description'])} | "
                              f"{money(change['worth'])} {change['currency']} |")
                 shown += 1
     if count > shown:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from psops import catalogue
 from psops.connectors.engine import make_hook
@@ -83,7 +83,7 @@ class SourceWrites:
 
     def find_erp(self, record_type: str, external_id: str) -> Found | None:
         response = self.hook("erp").request(
-            "GET", f"{ERP_RECORDS}/{record_type}/eid:{external_id}", accept_statuses={404})
+            "GET", f"{ERP_RECORDS}/{record_type}/eid:{_segment(external_id)}", accept_statuses={404})
         if response.status_code == 404:
             return None
         record = response.json()
@@ -100,19 +100,25 @@ class SourceWrites:
 
     def patch_deal(self, deal_id: str, properties: dict) -> dict:
         return self.hook("crm").request(
-            "PATCH", f"/crm/v3/objects/deals/{deal_id}", json={"properties": properties},
+            "PATCH", f"/crm/v3/objects/deals/{_segment(deal_id)}", json={"properties": properties},
             safe_to_retry=False).json()
 
     def get_deal(self, deal_id: str, properties: list[str]) -> dict:
         return self.hook("crm").request(
-            "GET", f"/crm/v3/objects/deals/{deal_id}",
+            "GET", f"/crm/v3/objects/deals/{_segment(deal_id)}",
             params={"properties": ",".join(properties)}).json()
 
     # -- PSA time entries ----------------------------------------------------------
 
     def patch_time_entry(self, entry_id: str, changes: dict) -> dict:
         return self.hook("psa").request(
-            "PATCH", f"/v2/time_entries/{entry_id}", json=changes, safe_to_retry=False).json()
+            "PATCH", f"/v2/time_entries/{_segment(entry_id)}", json=changes, safe_to_retry=False).json()
 
     def get_time_entry(self, entry_id: str) -> dict:
-        return self.hook("psa").request("GET", f"/v2/time_entries/{entry_id}").json()
+        return self.hook("psa").request("GET", f"/v2/time_entries/{_segment(entry_id)}").json()
+
+
+def _segment(record_id) -> str:
+    """An id as one URL path segment: percent-encoded, so `/`, `?` or `#` in an id from a
+    source can never reach another resource."""
+    return quote(str(record_id), safe="")
