@@ -20,9 +20,10 @@ from airflow.sdk.exceptions import AirflowException  # noqa: E402
 from psycopg.rows import namedtuple_row  # noqa: E402
 
 from psops.db import warehouse_connection  # noqa: E402
-from psops.formatting import (
-    money,  # noqa: E402
-    worth_text,  # noqa: E402
+from psops.formatting import (  # noqa: E402
+    amounts_by_currency,
+    money,
+    worth_text,
 )
 from psops.oncall import first_line  # noqa: E402
 from psops.warehouse_migrations import MigrationError  # noqa: E402
@@ -78,11 +79,6 @@ LAST_DIGEST = """
 """
 
 
-def _amounts(by_currency: dict) -> str:
-    return ", ".join(f"{currency} {money(amount)}"
-                     for currency, amount in sorted(by_currency.items())) or "0"
-
-
 def marts_summary_lines(conn, as_of: date) -> list[str]:
     params = {"as_of": as_of}
     with conn.cursor(row_factory=namedtuple_row) as cur:
@@ -92,8 +88,8 @@ def marts_summary_lines(conn, as_of: date) -> list[str]:
             totals[row.status][row.currency] = row.amount
             counts[row.status] += row.items
         lines = [f"psops summary for as-of {as_of}",
-                 f"  Ready to bill : {_amounts(totals['ready'])} ({counts['ready']} items)",
-                 f"  Blocked       : {_amounts(totals['blocked'])} ({counts['blocked']} items)",
+                 f"  Ready to bill : {amounts_by_currency(totals['ready'])} ({counts['ready']} items)",
+                 f"  Blocked       : {amounts_by_currency(totals['blocked'])} ({counts['blocked']} items)",
                  "  Blocked by reason (an item with several reasons counts under each):"]
         for row in cur.execute(BLOCKED_BY_REASON, params).fetchall():
             lines.append(f"    {row.reason:28s} {row.currency} {money(row.amount):>14}  "

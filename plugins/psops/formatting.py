@@ -24,6 +24,12 @@ def worth_text(items: Iterable[dict], *, currency_codes: bool = False) -> str:
     return ", ".join(f"{money(totals[currency])} {currency}" for currency in sorted(totals))
 
 
+def amounts_by_currency(amounts: dict) -> str:
+    """{currency: amount} as "EUR 1,234.50, USD 20.00" (currencies in order; "0" if none)."""
+    return ", ".join(f"{currency} {money(amount)}"
+                     for currency, amount in sorted(amounts.items())) or "0"
+
+
 def chat_text(text) -> str:
     """Source text for a chat message (Slack mrkdwn): `&`, `<` and `>` escaped, so a name
     like `<!channel>` is shown, never a mention or a link."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from psycopg.rows import dict_row
 
 from psops.db import warehouse_connection
-from psops.formatting import money
+from psops.formatting import amounts_by_currency
 from psops.settings import DATA_DOCS_DIR, TRANSFORM_LOCK_KEY
 from psops.transform import curated, marts, quality
 from psops.transform.quality import CriticalGateFailed, GateReport
@@ -158,21 +158,21 @@ def _summary_line(cursor, run_id: int) -> str:
     kpis = {row["kpi"]: row["value"] for row in cursor.execute(
         "SELECT kpi, value FROM marts.process_kpis WHERE as_of = %s", (as_of,))}
     items = {"ready": 0, "blocked": 0}
-    amounts: dict[str, list[str]] = {"ready": [], "blocked": []}
+    amounts: dict[str, dict] = {"ready": {}, "blocked": {}}
     for total in cursor.execute(
             "SELECT status, currency, items, amount FROM marts.billing_totals "
             "WHERE as_of = %s AND status IN ('ready', 'blocked') ORDER BY status, currency",
             (as_of,)):
         items[total["status"]] += total["items"]
-        amounts[total["status"]].append(f"{total['currency']} {money(total['amount'])}")
+        amounts[total["status"]][total["currency"]] = total["amount"]
     exceptions = cursor.execute(
         "SELECT count(*) FILTER (WHERE severity = 'error') AS errors, "
         "count(*) FILTER (WHERE severity = 'warning') AS warnings "
         "FROM ops.exceptions WHERE status = 'open'").fetchone()
     return (
         f"marts published for {as_of}: {items['ready']} items ready to bill "
-        f"({', '.join(amounts['ready']) or '0'}), {items['blocked']} blocked "
-        f"({', '.join(amounts['blocked']) or '0'}); billable utilization "
+        f"({amounts_by_currency(amounts['ready'])}), {items['blocked']} blocked "
+        f"({amounts_by_currency(amounts['blocked'])}); billable utilization "
         f"{_percent(kpis.get('billable_utilization'))}, timesheets on time "
         f"{_percent(kpis.get('timesheet_on_time_rate'))}; "
         f"{exceptions['errors']} quarantined records, {exceptions['warnings']} open warnings"
