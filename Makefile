@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: venv demo up down status ui ui-stop test test-db lint bench bench-ingest bench-transform sandbox screenshots warehouse-stop pins clean help
+.PHONY: venv demo up down status ui ui-stop test test-db lint bench bench-ingest bench-transform soak sandbox screenshots warehouse-stop pins clean help
 
 help:
 	@echo "make demo   - set up, start the local stack, run the pipeline under the scheduler, print a summary"
@@ -17,6 +17,8 @@ help:
 	@echo "make sandbox - the source-system sandbox in the foreground (ports and AIRFLOW_CONN_* printed)"
 	@echo "make lint   - ruff (with the Airflow 3 AIR rules)"
 	@echo "make bench  - benchmarks (parse cost of dags/)"
+	@echo "make soak   - 50 cycles of source changes -> ingest -> transform -> write-back under faults"
+	@echo "              and kills, invariants checked after each (CYCLES=N SEED=S to vary)"
 	@echo "make pins   - re-resolve requirements.txt (runtime) and requirements-dev.txt (runtime + dev tools)"
 	@echo "make warehouse-stop - stop the embedded PostgreSQL"
 
@@ -80,6 +82,10 @@ bench-ingest: venv
 
 bench-transform: venv
 	$(VENV)/bin/python benchmarks/transform_scale.py
+
+# Not part of `make test` (tests/test_soak.py runs 3 cycles there).
+soak: venv
+	$(VENV)/bin/python benchmarks/soak.py --cycles $(or $(CYCLES),50) --seed $(or $(SEED),7)
 
 warehouse-stop: venv
 	$(VENV)/bin/python bin/psops_warehouse.py stop

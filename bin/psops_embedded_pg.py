@@ -85,17 +85,21 @@ def _port_for_start() -> int:
 
 # -- running as the server's own OS user when we are root ----------------------------
 
+def _server_user() -> pwd.struct_passwd:
+    """As root: the server's own OS user, created on first use (a fresh machine has none)."""
+    try:
+        return pwd.getpwnam(SERVER_OS_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", SERVER_OS_USER], check=True, capture_output=True)
+        return pwd.getpwnam(SERVER_OS_USER)
+
+
 def _as_server_user() -> dict:
     """subprocess kwargs that drop root to the server's own OS user."""
     if os.geteuid() != 0:
         return {}
-    try:
-        entry = pwd.getpwnam(SERVER_OS_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", SERVER_OS_USER], check=True, capture_output=True)
-        entry = pwd.getpwnam(SERVER_OS_USER)
-    return {"user": SERVER_OS_USER, "group": entry.pw_gid}
+    return {"user": SERVER_OS_USER, "group": _server_user().pw_gid}
 
 
 def _let_server_user_reach(pgdata: Path) -> None:
@@ -117,7 +121,7 @@ def _let_server_user_reach(pgdata: Path) -> None:
 def _give_to_server_user(pgdata: Path) -> None:
     if os.geteuid() != 0:
         return
-    entry = pwd.getpwnam(SERVER_OS_USER)
+    entry = _server_user()
     for path in (pgdata, *pgdata.rglob("*")):
         os.chown(path, entry.pw_uid, entry.pw_gid)
 

@@ -26,6 +26,8 @@ DOC = """
 corrections in a run change billable money by more than the threshold
 (`PSOPS_APPROVAL_THRESHOLD`, default 1,000) it holds them as a batch and triggers
 this DAG with `{"batch_id": ...}` (without it, the oldest waiting batch is shown).
+The threshold counts the project's corrections approved within the last
+`PSOPS_APPROVAL_WINDOW_DAYS` (default 7) too, so a daily trickle is held once it adds up.
 
 **Finance: how to decide.** Open this run → the task **finance_approval** (or the
 *Required actions* page, badge in the top bar). The subject names the batch's
@@ -36,7 +38,10 @@ them. To approve all but some projects, type their codes in *reject_projects*
 (default `finance`; Airflow role `user` or above) can answer: anyone else gets 403.
 No answer within `PSOPS_APPROVAL_TIMEOUT_MINUTES`
 (default 24 h) = rejected (expired). Every decision, with your user name, is in
-`ops.correction_log`; the outbox rows carry `decided_by`.
+`ops.correction_log`; the outbox rows carry `decided_by`. An answer given after the
+batch expired (or after someone else decided it) is refused: **apply_decision** fails
+with "Too late: approval batch … expired at …; nothing was recorded and nothing was
+applied", and nothing is written.
 
 **On call.** `apply_decision` applies approved changes through the same outbox as
 psops_writeback (exactly once, lookup before every create). When a write ends
@@ -93,7 +98,7 @@ def psops_approve_corrections():
         answer = context["ti"].xcom_pull(task_ids="finance_approval")
         result = steps.decide_batch(described, answer, context["run_id"],
                                     earlier_tries_since=tasks.earlier_tries_since(context))
-        return tasks.fail_if_writes_failed(result)["summary"]
+        return tasks.fail_if_writes_failed(tasks.fail_if_too_late(result))["summary"]
 
     described = describe_batch()
     needs_decision(described) >> finance_approval >> apply_decision(described)

@@ -60,13 +60,16 @@ trigger time for Asset-triggered runs, in UTC):
 purchase order / change request behind each. Quarantined records are in
 `ops.exceptions` (status `open`, severity `error`).
 
-**On call.** If `quality_gates` fails with "critical: ...", nothing was published and
-yesterday's marts stay as they were: either the HRIS employee snapshot is empty or a
+**On call.** If `quality_gates` fails with "critical: ...", nothing was published,
+no exception row of that check was kept and yesterday's marts stay as they were: either the HRIS employee snapshot is empty or a
 curated table would shrink by more than half against the last good run - usually a
 broken or partial ingest. Check the latest `psops_ingest_*` runs and `ops.ingest_runs`,
 re-run the ingest, then clear this DAG run. Retrying without fixing the source does
 not help (the task fails without retries). Other failures (warehouse unreachable) are
-retried. Re-running for the same date is safe: marts of that date are replaced.
+retried. Re-running for the same date is safe: marts of that date are replaced. A
+step that waits more than `PSOPS_RUN_LOCK_TIMEOUT_SECONDS` for another transform's lock
+fails saying so; a run killed mid-way is marked `abandoned` in `ops.transform_runs` by
+the next one.
 """
 
 

@@ -27,8 +27,10 @@ DOC = f"""
 **What it does.** Runs after every marts build (`{MARTS_ASSET_URI}`). Every write goes
 through the outbox `ops.outbox`: one row per intended write with an idempotency key
 (`psa.project:deal:<id>`, `erp.job:<code>`, `crm.deal_link:<deal>`,
-`erp.billing_line:milestone:<id>`, `psa.time_entry_rate:<entry>:<rate>`), status
-`pending` → `sent` → `confirmed` / `failed` (with the system's answer). Before any
+`erp.billing_line:milestone:<id>`, `psa.time_entry_rate:<entry>:<rate>@<updated_at>`),
+status `pending` → `sent` → `confirmed` / `failed` (with the system's answer), `skipped`
+(a rate fix whose time entry changed, was invoiced or was corrected by hand since the
+plan) or `dead` (given up after `PSOPS_OUTBOX_MAX_ATTEMPTS` sends, listed in the digest). Before any
 create the record is looked up (PSA `crm_deal_id`, ERP `eid:<externalId>`) and
 adopted if it exists, so no run, retry, crash or re-run creates a second project,
 job or billing line.

@@ -2,7 +2,7 @@
 
 GET /_sandbox/info, GET|DELETE /_sandbox/writes, GET|DELETE /_sandbox/stats,
 GET|POST /_sandbox/faults, POST /_sandbox/touch, POST /_sandbox/reset,
-GET /_sandbox/scenarios.
+GET /_sandbox/scenarios; for the soak: POST /_sandbox/mutate, GET /_sandbox/truth.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from sandbox.faults import FaultConfig
 from sandbox.http_json import json_body, json_response
+from sandbox.soak_data import mutate, truth
 from sandbox.state import SandboxState
 from sandbox.touch import touch
 
@@ -82,6 +83,21 @@ def add_control_routes(app: FastAPI, state: SandboxState) -> None:
         state.rebuild()
         state.faults.reset_stats()
         return json_response(info(state))
+
+    @app.post("/_sandbox/mutate")
+    async def mutate_route(request: Request) -> Response:
+        try:
+            body = await json_body(request) or {}
+            counts = {k: int(body.get(k, d)) for k, d in
+                      (("new", 1), ("updated", 5), ("deleted", 1), ("bad", 1))}
+            result = mutate(state, int(body.get("seed", 0)), **counts)
+        except (ValueError, TypeError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        return json_response(result)
+
+    @app.get("/_sandbox/truth")
+    async def truth_route() -> Response:
+        return json_response(truth(state))
 
     @app.get("/_sandbox/scenarios")
     async def scenarios_route() -> Response:

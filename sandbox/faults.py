@@ -36,6 +36,9 @@ class FaultConfig:
     lost_response_mode: str = "504"  # "504" or "drop" (connection closed mid-answer)
     anomaly_rate: float = 0.0  # PSA time entries: bad hours, unknown project/e-mail, ...
     token_lifetime: int = 3600  # ERP access token lifetime in seconds
+    # A write's answer is held this long after the write was applied and logged (the
+    # soak kills a writer in that window: written at the source, not yet confirmed).
+    answer_latency_ms: int = 0
     natural_limits: bool = False
     limits: dict[str, list[float] | None] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     erp_max_in_flight: int = 2

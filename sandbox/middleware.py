@@ -104,6 +104,9 @@ class FaultMiddleware:
                       lost_mode: str | None) -> None:
         if is_write:
             self._log(scope, response, body, lost_mode)
+            config = self.state.faults.config
+            if config.answer_latency_ms and config.applies(self.style.name):
+                await asyncio.sleep(config.answer_latency_ms / 1000)
         if lost_mode == "drop":
             self.state.faults.count_response(self.style.name, 0)
             await send({"type": "http.response.start", "status": 200,

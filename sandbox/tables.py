@@ -72,5 +72,13 @@ class RecordTable:
         self._rows.insert(index, record)
         self._keys.insert(index, key)
 
+    def remove(self, record_id: Any) -> None:
+        """Forget a record (the source deleted it); unknown ids are ignored."""
+        old = self._by_id.pop(record_id, None)
+        if old is not None:
+            index = bisect.bisect_left(self._keys, self._key(old))
+            del self._rows[index]
+            del self._keys[index]
+
     def max_id(self) -> Any:
         return max(self._by_id) if self._by_id else None

@@ -107,6 +107,15 @@ class TimeEntryStore:
         tail = np.array(sorted(self._tail_by_id), dtype=np.int64)
         return np.concatenate([self._cols["id"][self._live_idx], tail])
 
+    def versions(self) -> dict[int, int]:
+        """Every current id and its updated_at in epoch seconds."""
+        self._refresh()
+        base = dict(zip(self._cols["id"][self._live_idx].tolist(),
+                        self._live_updated.tolist(), strict=True))
+        base.update({entry_id: parse_time(record["updated_at"])
+                     for entry_id, record in self._tail_by_id.items()})
+        return base
+
     def max_updated_s(self) -> int:
         base = int(self._cols["updated"].max()) if len(self._live) else 0
         tail = parse_time(self._tail[-1]["updated_at"]) if self._tail else 0

@@ -71,3 +71,28 @@ def test_analyst_reads_marts_and_curated_created_later(analyst_conn):
 def test_analyst_cannot_write_or_read_confidential(analyst_conn, statement):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         analyst_conn.execute(statement)
+
+
+def test_rate_fixes_planned_before_0012_are_superseded_not_sent(database_factory, tmp_path):
+    """Rate fixes not sent yet under the old key (no entry version) are `skipped` by 0012:
+    the next plan proposes them again under a versioned key."""
+    target = database_factory.create(migrate=False)
+    for path in migration_files():
+        if path.stem < "0012":
+            (tmp_path / path.name).write_text(path.read_text())
+    insert = """INSERT INTO ops.outbox (idempotency_key, kind, purpose, system, payload,
+                                       description, status)
+                VALUES (%s, 'psa_time_entry_rate', 'correction', 'psa', '{}', 'rate fix', %s)"""
+    with psycopg.connect(target.conninfo(), autocommit=True) as conn:
+        apply_migrations(conn, tmp_path)
+        for key, status in [("psa.time_entry_rate:1:150", "pending"),
+                            ("psa.time_entry_rate:2:150", "failed"),
+                            ("psa.time_entry_rate:3:150", "confirmed"),
+                            ("psa.time_entry_rate:4:150@2026-03-01T00:00:00Z", "pending")]:
+            conn.execute(insert, (key, status))
+        apply_migrations(conn)
+        statuses = dict(conn.execute("SELECT idempotency_key, status FROM ops.outbox"))
+    assert statuses == {"psa.time_entry_rate:1:150": "skipped",
+                        "psa.time_entry_rate:2:150": "skipped",
+                        "psa.time_entry_rate:3:150": "confirmed",
+                        "psa.time_entry_rate:4:150@2026-03-01T00:00:00Z": "pending"}

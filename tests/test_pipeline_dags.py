@@ -15,19 +15,10 @@ import pytest
 from psops.catalogue import system_names
 from psops.connectors.spec import load_spec
 from sandbox.server import start_sandbox
+from sandbox.soak_data import INCREMENTAL as SANDBOX_TABLES  # raw stream -> sandbox table
 from tests.conftest import run_bin_airflow
 
 AS_OF = "2026-03-31"
-SANDBOX_TABLES = {  # raw stream -> the sandbox's table of that resource
-    ("crm", "deals"): ("crm", "deals"), ("crm", "companies"): ("crm", "companies"),
-    ("psa", "projects"): ("psa", "projects"), ("psa", "milestones"): ("psa", "milestones"),
-    ("psa", "assignments"): ("psa", "assignments"), ("psa", "expenses"): ("psa", "expenses"),
-    ("psa", "change_requests"): ("psa", "change_requests"),
-    ("erp", "customers"): ("erp", "customer"), ("erp", "jobs"): ("erp", "job"),
-    ("erp", "billing_milestones"): ("erp", "billingMilestone"),
-    ("erp", "rate_cards"): ("erp", "customrecord_rate_card"),
-    ("erp", "invoices"): ("erp", "invoice"), ("erp", "purchase_orders"): ("erp", "purchaseOrder"),
-}
 FAULTS = {"throttle_rate": 0.05, "error_rate": 0.05, "retry_after": 1, "token_lifetime": 3}
 
 

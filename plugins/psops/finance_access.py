@@ -8,12 +8,19 @@ else's answer). Both compare the auth manager's user id (`BaseUser.get_id()`; wi
 Airflow's SimpleAuthManager that is the user name) through the auth manager's own
 `is_authorized_hitl_task`.
 
+In the warehouse, finance is the role `FINANCE_ROLE` (migration 0010): what the
+analyst role reads, plus the per-person cost rates (schema `confidential`) and every
+row of marts.project_margin, of which psops_analyst sees only project-months with at
+least 3 costed contributors (row level security).
+
 Import-light: DAG files import it at parse time.
 """
 
 from __future__ import annotations
 
 from psops.settings import FINANCE_USERS
+
+FINANCE_ROLE = "psops_finance"  # NOLOGIN; the warehouse owner may SET ROLE to it
 
 
 def finance_users() -> list[str]:

@@ -42,6 +42,9 @@ OWNER = "psops-data"
 MIGRATION_LOCK_KEY = 7_314_159_265  # one migrator at a time
 TRANSFORM_LOCK_KEY = 7_314_159_266  # transform steps never interleave
 OUTBOX_LOCK_KEY = 7_314_159_301  # one outbox applier at a time
+# One lock per ingest stream, in the two-key form (a key space apart from the keys
+# above): (INGEST_STREAM_LOCK_CLASS, hashtext('<system>.<stream>')).
+INGEST_STREAM_LOCK_CLASS = 7_314
 
 
 # -- environment settings -----------------------------------------------------------
@@ -125,6 +128,10 @@ MARTS_DEADLINE_MINUTES = _setting(
 SOURCES_DUE_HOURS = _setting(
     "PSOPS_SOURCES_DUE_HOURS", "6",
     "an ingest run of day D not done by this many hours after midnight UTC alerts on call")
+RUN_LOCK_TIMEOUT_SECONDS = _setting(
+    "PSOPS_RUN_LOCK_TIMEOUT_SECONDS", "600",
+    "how long an ingest stream run (or a transform step) waits for another run of the same "
+    "stream (or transform) to release its lock before it fails")
 DEADLINE_ALERTS = _setting(
     "PSOPS_DEADLINE_ALERTS", "on",
     "`off` leaves the DAGs' deadline alerts out (bin/airflow does so for `dags test`)")
@@ -140,13 +147,28 @@ DATA_DOCS_DIR = _setting(
     "PSOPS_DATA_DOCS_DIR", "build/data_docs",
     "folder of the Great Expectations Data Docs (written by the transform, served by the UI)")
 
+# Maintenance
+RAW_RETENTION_DAYS = _setting(
+    "PSOPS_RAW_RETENTION_DAYS", "90",
+    "psops_maintenance deletes a raw record version loaded more than this many days ago "
+    "unless it is its record's latest")
+
 # Write-back and approval
 APPROVAL_THRESHOLD = _setting(
     "PSOPS_APPROVAL_THRESHOLD", "1000",
-    "a project's corrections in one run worth more than this wait for finance")
+    "a project's new corrections worth more than this, with those approved automatically "
+    "within PSOPS_APPROVAL_WINDOW_DAYS, wait for finance")
+APPROVAL_WINDOW_DAYS = _setting(
+    "PSOPS_APPROVAL_WINDOW_DAYS", "7",
+    "rolling window (days) of a project's automatically approved corrections that count "
+    "towards PSOPS_APPROVAL_THRESHOLD")
 APPROVAL_TIMEOUT_MINUTES = _setting(
     "PSOPS_APPROVAL_TIMEOUT_MINUTES", str(24 * 60),
     "an approval left unanswered this long expires as rejected")
+OUTBOX_MAX_ATTEMPTS = _setting(
+    "PSOPS_OUTBOX_MAX_ATTEMPTS", "5",
+    "sends of one write before it is given up as `dead` (never retried; listed in the "
+    "digest and the finance UI)")
 FINANCE_USERS = _setting(
     "PSOPS_FINANCE_USERS", "finance",
     "Airflow users (comma-separated) who see the finance pages and answer approvals")

@@ -6,10 +6,12 @@ import json
 import threading
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class ScriptedServer:
-    """Answers each path with the next scripted (status, headers, body); records requests."""
+    """Answers each path with the next scripted (status, headers, body); records requests.
+    A body may be a function of the query (a dict of value lists) returning the body."""
 
     def __init__(self):
         self.script: dict[str, deque] = defaultdict(deque)
@@ -31,7 +33,18 @@ class ScriptedServer:
                     status, headers, payload = 599, {}, b"unscripted"
                 else:
                     status, headers, payload = queue[0] if len(queue) == 1 else queue.popleft()
+                if callable(payload):  # an answer that depends on the request's query
+                    payload = payload(parse_qs(urlsplit(self.path).query))
                 if status == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if status == "truncate":  # 200 and its headers, then the line goes dead
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"partial": ')
+                    self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return

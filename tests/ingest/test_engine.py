@@ -234,6 +234,11 @@ def test_kill_between_pages_then_rerun(database_factory, sandbox_env, tmp_path):
     assert rows == distinct == len(expected) == result.new_versions
     assert set(loaded_keys(target, "psa", "time_entries")) == set(expected)
     assert watermark == newest
+    with psycopg.connect(target.conninfo()) as conn:  # the killed run, found by the re-run
+        assert conn.execute("SELECT status, error FROM ops.ingest_runs WHERE id <> %s",
+                            (result.run_id,)).fetchall() == [(
+            "abandoned", "abandoned: the run's process ended without recording an outcome; "
+                         f"found by run {result.run_id}")]
 
 
 def _wait_for_pages(sb, minimum: int, timeout: float) -> None:

@@ -91,6 +91,16 @@ def test_dropped_connection_retried_for_reads(monkeypatch, server):
     assert hook.metrics.failed_requests == 1
 
 
+def test_an_answer_cut_off_mid_body_is_a_lost_answer(monkeypatch, server):
+    server.add("/cut", ("truncate", {}, b""), (200, {}, {"ok": True}))
+    hook = _hook(monkeypatch, server, "bearer", password=SECRET)
+    assert hook.request("GET", "/cut").json() == {"ok": True}
+    server.add("/create", ("truncate", {}, b""))
+    with pytest.raises(SourceApiError, match="may have been applied"):
+        hook.request("POST", "/create", json={"a": 1})
+    assert sum(1 for r in server.requests if r["path"] == "/create") == 1
+
+
 @pytest.mark.parametrize("status", [400, 404, 422])
 def test_caller_errors_fail_at_once_with_the_body(monkeypatch, server, status):
     server.add("/bad", (status, {}, {"message": f"explained {status}"}))

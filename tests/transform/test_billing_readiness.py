@@ -208,3 +208,21 @@ def test_project_margin(billing):
                "hours_without_cost_rate FROM marts.project_margin WHERE as_of = %s "
                "AND project_code = 'PRJ-00030' AND month_start = '2026-01-01'", AS_OF)
     assert got == [(D(15), D(10), D("1000.00"), D("750.00"), D("250.00"), D("0.2500"), D(0))]
+
+
+def test_a_period_is_invoiced_only_by_an_invoice_on_the_projects_job(billing, raw):
+    raw.load("erp_invoices", [
+        # names PRJ-00030 but sits on job 110 (PRJ-00010's): not PRJ-00030's invoice
+        invoice(5, 110, "PRJ-00030", "2026-02-03", 1250, period_start="2026-01-01",
+                period_end="2026-01-31"),
+        # on PRJ-00030's own job 130: invoices February
+        invoice(6, 130, "PRJ-00030", "2026-03-03", 1340, period_start="2026-02-01",
+                period_end="2026-02-28"),
+    ])
+    run_transform(AS_OF)
+    r = readiness(billing)
+    assert r[("PRJ-00030", "2026-01")] == ("period", D("1250.00"), "ready", [])
+    assert r[("PRJ-00030", "2026-02")] == ("period", D("1340.00"), "invoiced", [])
+    # finance hears of the invoice on the other job; the record is kept (warning)
+    assert rows(billing, "SELECT record_key, severity, source_system, status FROM ops.exceptions "
+                "WHERE rule_id = 'invoice.code_on_other_job'") == [("5", "warning", "erp", "open")]

@@ -14,11 +14,15 @@ from psops.transform.quality import CriticalGateFailed
 from psops.transform.runner import run_transform
 from tests.transform.conftest import (
     AS_OF,
+    billing_line,
     change_request,
     crm_deal,
     erp_job,
+    expense,
     hris_employee,
+    invoice,
     load_hris,
+    milestone,
     psa_project,
     records,
     rows,
@@ -133,6 +137,45 @@ def test_critical_stop_when_a_table_falls_by_more_than_half(wh, raw):
     load_hris(raw, [hris_employee(i, f"e{i}@x.com") for i in range(1, 4)])
     run_transform(AS_OF)
     assert rows(wh, "SELECT count(*) FROM curated.employees") == [(3,)]
+
+
+def test_a_critical_gate_failure_opens_no_exceptions(wh, raw, tmp_path):
+    """An empty HRIS snapshot: every time entry would fail unknown_employee, but the
+    critical gate stops the run first and no exception row (nor GX result) is kept."""
+    load_hris(raw, [])
+    raw.load("psa_projects", [psa_project(1, "PRJ-00001")])
+    raw.load("psa_time_entries", [time_entry(i, "2026-03-02", 8, f"u{i}@x.com") for i in range(1, 41)])
+    with pytest.raises(CriticalGateFailed, match="curated.employees would be empty"):
+        run_transform(AS_OF, with_gx=True, docs_dir=tmp_path / "docs")
+    assert rows(wh, "SELECT count(*) FROM ops.exceptions") == [(0,)]
+    assert rows(wh, "SELECT count(*) FROM ops.quality_results") == [(0,)]
+    assert rows(wh, "SELECT status FROM ops.transform_runs") == [("failed",)]
+
+
+def test_out_of_range_amounts_are_quarantined_and_the_marts_publish(wh, base):
+    """Beyond what marts' numeric(14,2) holds: error rules quarantine the records."""
+    big = 10_000_000_000_000  # 1e13
+    load_hris(base, [hris_employee(1, U), hris_employee(2, "v@x.com", hours="0"),
+                     hris_employee(3, "rich@x.com", cost=str(big))])
+    base.load("psa_projects", [psa_project(2, "PRJ-00002", billing_type="fixed_fee")])
+    base.load("psa_milestones", [milestone(1, 2, "PRJ-00002", big, "2026-02-01", accepted_at="2026-02-02T10:00:00Z"),
+                                 milestone(2, 2, "PRJ-00002", 1000, "2026-02-01", accepted_at="2026-02-02T10:00:00Z")])
+    base.load("psa_time_entries", [time_entry(1, "2026-02-02", 8, U, rate=big),
+                                   time_entry(2, "2026-02-03", 8, U, rate=100),
+                                   time_entry(3, "2026-02-04", 8, "rich@x.com", rate=100)])
+    base.load("psa_expenses", [expense(1, "2026-02-05", big, U), expense(2, "2026-02-06", 50, U)])
+    base.load("erp_billing_milestones", [billing_line(1, 1, "PRJ-00002", 2, -big)])
+    base.load("erp_invoices", [invoice(1, 1, "PRJ-00001", "2026-02-10", big, period_start="2026-01-01")])
+    run_transform(AS_OF)
+    for rule_id, key in [("milestone.amount_range", "1"), ("time_entry.billable_rate_range", "1"),
+                         ("expense.amount_range", "1"), ("billing_schedule_line.amount_range", "1"),
+                         ("invoice.amount_range", "1"), ("employee.cost_rate_range", "3")]:
+        assert exceptions(wh, rule_id) == [(key, "open", 1)], rule_id
+    assert rows(wh, "SELECT item_id, amount FROM marts.billing_readiness WHERE as_of = %s "
+                "ORDER BY item_id", AS_OF) == [("2", D("1000.00")), ("2026-02", D("1650.00"))]
+    # the out-of-range employee is quarantined: their hours carry no cost
+    assert rows(wh, "SELECT revenue, cost, hours_without_cost_rate FROM marts.project_margin "
+                "WHERE as_of = %s", AS_OF) == [(D("1600.00"), D("400.00"), D(8))]
 
 
 MART_DUMP = """SELECT 'u', row_to_json(x)::text FROM marts.utilization_weekly x UNION ALL

@@ -355,6 +355,29 @@ def test_exceptions_page_lists_what_was_resolved_recently(ui_client, airflow_aut
                          "WHERE record_key = %s AND status = 'resolved'", (key,))
 
 
+def test_exceptions_page_lists_the_writes_given_up(ui_client, airflow_auth, finance_warehouse):
+    """ops.dead_writes (outbox rows `dead` after PSOPS_OUTBOX_MAX_ATTEMPTS), read as the
+    analyst; source text is escaped."""
+    key = "erp.billing_line:milestone:ui-dead"
+    with finance_warehouse.conn() as conn:
+        conn.execute(
+            """INSERT INTO ops.outbox (idempotency_key, kind, purpose, system, project_code,
+                      payload, worth, currency, description, status, attempts, response_body)
+               VALUES (%s, 'erp_billing_line', 'correction', 'erp', 'PRJ-00006', '{}', 1234.5,
+                       'USD', 'create ERP billing line for <b>M-1</b>', 'dead', 5,
+                       'ERP POST /billingMilestone answered 400: INVALID_KEY_OR_REF')""", (key,))
+    try:
+        html = ui_client.get("/exceptions", cookies={"_token": airflow_auth()}).text
+        dead = html.split('id="dead-writes"')[1].split("</table>")[0]
+        assert "create ERP billing line for &lt;b&gt;M-1&lt;/b&gt;" in dead
+        assert "1,234.50 USD" in dead and ">5<" in dead and "INVALID_KEY_OR_REF" in dead
+    finally:
+        with finance_warehouse.conn() as conn:
+            conn.execute("DELETE FROM ops.outbox WHERE idempotency_key = %s", (key,))
+    html = ui_client.get("/exceptions", cookies={"_token": airflow_auth()}).text
+    assert 'id="dead-writes"' not in html  # nothing given up: no section
+
+
 def _utilization_from_sql(conn, region: str | None = None):
     """Per person over the 12 complete weeks, computed independently of the app."""
     monday = AS_OF - timedelta(days=AS_OF.weekday())

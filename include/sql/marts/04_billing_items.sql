@@ -54,12 +54,12 @@ tm_items AS (
                      WHERE x.project_id = m.project_id AND x.billable AND x.status = 'approved'
                        AND date_trunc('month', x.spent_date)::date = m.month_start), 0) AS amount,
            m.month_start,
+           -- on the project's job only: an invoice that merely names the code (job
+           -- refName) on another job is invoice.code_on_other_job, for finance
            EXISTS (SELECT 1 FROM curated.invoices i
+                   JOIN project_jobs pj ON pj.job_id = i.job_id AND pj.project_id = m.project_id
                    WHERE i.period_start = m.month_start
-                     AND i.status IS DISTINCT FROM 'voided'
-                     AND (i.job_id IN (SELECT pj.job_id FROM project_jobs pj
-                                       WHERE pj.project_id = m.project_id)
-                          OR i.project_code = m.project_code)) AS invoiced
+                     AND i.status IS DISTINCT FROM 'voided') AS invoiced
     FROM tm_months m
 )
 SELECT project_id, project_code, billing_type, currency, item_type, item_id,

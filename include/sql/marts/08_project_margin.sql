@@ -5,14 +5,16 @@
 --             aggregated here to project level only; hours without a rate add 0 and
 --             are counted in hours_without_cost_rate)
 --   margin  = revenue - cost; margin_pct = margin / revenue (null when revenue is 0)
+--   contributors = people whose hours are in `cost` (they have a cost rate): row level
+--             security shows psops_analyst only rows with enough of them (migration 0010)
 INSERT INTO marts.project_margin
     (as_of, project_id, project_code, billing_type, currency, month_start, hours,
-     billable_hours, revenue, cost, margin, margin_pct, hours_without_cost_rate)
+     billable_hours, revenue, cost, margin, margin_pct, hours_without_cost_rate, contributors)
 SELECT %(as_of)s::date, p.project_id, p.code, p.billing_type, p.currency, x.month_start,
        x.hours, x.billable_hours, round(x.revenue, 2), round(x.cost, 2),
        round(x.revenue - x.cost, 2),
        CASE WHEN x.revenue <> 0 THEN round((x.revenue - x.cost) / x.revenue, 4) END,
-       x.hours_without_cost_rate
+       x.hours_without_cost_rate, x.contributors
 FROM curated.projects p
 JOIN (
     SELECT te.project_id,
@@ -21,9 +23,13 @@ JOIN (
            coalesce(sum(te.hours) FILTER (WHERE te.billable), 0) AS billable_hours,
            coalesce(sum(te.hours * coalesce(te.billable_rate, 0)) FILTER (WHERE te.billable), 0) AS revenue,
            coalesce(sum(te.hours * coalesce(cr.cost_rate, 0)), 0) AS cost,
-           coalesce(sum(te.hours) FILTER (WHERE cr.cost_rate IS NULL), 0) AS hours_without_cost_rate
+           coalesce(sum(te.hours) FILTER (WHERE cr.cost_rate IS NULL), 0) AS hours_without_cost_rate,
+           count(DISTINCT te.employee_id) FILTER (WHERE cr.cost_rate IS NOT NULL) AS contributors
     FROM curated.time_entries te
-    LEFT JOIN confidential.employee_cost_rates cr ON cr.employee_id = te.employee_id
+    -- a quarantined employee's rate takes no part (employee.cost_rate_range)
+    LEFT JOIN confidential.employee_cost_rates cr
+      ON cr.employee_id = te.employee_id
+     AND EXISTS (SELECT 1 FROM curated.employees e WHERE e.employee_id = cr.employee_id)
     WHERE te.status = 'approved'
       AND date_trunc('month', te.spent_date)::date <= %(as_of)s::date
     GROUP BY te.project_id, date_trunc('month', te.spent_date)::date

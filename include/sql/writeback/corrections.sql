@@ -71,10 +71,16 @@ missing_lines AS (
                       WHERE i.milestone_id = m.milestone_id AND i.status <> 'voided')
 ),
 -- 3. An approved billable time entry whose rate differs from the rate card for its
---    role, currency and date (entries already billed or in an invoiced month are left alone).
+--    role, currency and date (entries already billed or in an invoiced month are left alone;
+--    so are entries two cards cover: overlapping cards are the quality rule
+--    rate_card.overlapping, never two conflicting fixes). The key and the payload's
+--    `if_unchanged` name the entry's version the fix was planned from: the write-back
+--    re-reads the entry and skips the fix when it changed since (psops.writeback.delivery),
+--    and a changed entry is planned afresh from its new version.
 rate_fixes AS (
     SELECT 'psa_time_entry_rate'::text,
-           'psa.time_entry_rate:' || t.time_entry_id || ':' || rc.rate::text,
+           'psa.time_entry_rate:' || t.time_entry_id || ':' || rc.rate::text || '@'
+               || to_char(t.source_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
            p.code,
            t.time_entry_id,
            round(t.hours * abs(rc.rate - coalesce(t.billable_rate, 0)), 2),
@@ -82,7 +88,12 @@ rate_fixes AS (
            format('set rate of time entry %%s (%%s, %%s h on %%s) from %%s to %%s %%s',
                   t.time_entry_id, t.role, t.hours, t.spent_date,
                   coalesce(t.billable_rate::text, 'none'), rc.rate, p.currency),
-           jsonb_build_object('billable_rate', rc.rate),
+           jsonb_build_object(
+               'billable_rate', rc.rate,
+               'if_unchanged', jsonb_build_object(
+                   'billable_rate', t.billable_rate,
+                   'updated_at', to_char(t.source_updated_at AT TIME ZONE 'UTC',
+                                         'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
            NULL::text,
            true
     FROM curated.time_entries t
@@ -96,6 +107,12 @@ rate_fixes AS (
       AND NOT coalesce(t.is_billed, false)
       AND t.spent_date <= %(as_of)s
       AND (t.billable_rate IS NULL OR abs(t.billable_rate - rc.rate) > 0.005)
+      AND t.source_updated_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM curated.rate_cards other
+                      WHERE other.rate_card_id <> rc.rate_card_id
+                        AND other.role = rc.role AND other.currency = rc.currency
+                        AND t.spent_date >= other.effective_from
+                        AND (other.effective_to IS NULL OR t.spent_date <= other.effective_to))
       AND NOT EXISTS (SELECT 1 FROM curated.jobs j JOIN curated.invoices i ON i.job_id = j.job_id
                       WHERE j.project_code = p.code AND i.status <> 'voided'
                         AND i.period_start = date_trunc('month', t.spent_date)::date)

@@ -51,8 +51,14 @@ retries, throttled, failed requests, error) and its watermark in
 nothing half-loaded and re-running it is safe. Throttling and 5xx are retried
 inside the task; a 401 (wrong credentials) or 400/404/422 (contract mismatch)
 fails at once with the system's answer in the log: fix the connection or the
-spec, then clear the task. A task that fails for good posts to `alerts_webhook`
-(DAG, task, run, try, error, log link); a day's run not complete by
+spec, then clear the task. Records that cannot be loaded as they are (a NUL
+character, invalid JSON such as NaN, not a JSON object, no key) do not fail the
+stream: they are in `ops.ingest_rejects` and the exception queue
+(`<entity>.ingest_rejected`), counted in the run's summary. Two runs of one stream
+never overlap (a run lock; one waiting more than `PSOPS_RUN_LOCK_TIMEOUT_SECONDS`
+fails saying so); a run whose process was killed is marked `abandoned` by the next.
+A task that fails for good posts to `alerts_webhook` (DAG, task, run, try, error,
+log link); a day's run not complete by
 `PSOPS_SOURCES_DUE_HOURS` (default 6) after midnight UTC posts "data for <day> not
 loaded" there too.{pool_note}
 """

@@ -29,9 +29,12 @@ def publish_summary(system: str, results: list[dict]) -> str:
     records = sum(r["records"] for r in results)
     retries = sum(r["retries"] for r in results)
     throttled = sum(r["throttled"] for r in results)
+    rejected = sum(r.get("rejected", 0) for r in results)
     parts = ", ".join(f"{r['stream']} {r['records']:,}" for r in results)
+    rejects = (f" {rejected:,} records rejected (not loadable as they are: see "
+               f"ops.ingest_rejects and the exception queue)." if rejected else "")
     summary = (f"{system.upper()} ingest complete: {records:,} records in {len(results)} streams "
-               f"({parts}); {retries} retries, {throttled} throttled. Raw data is fresh for "
-               f"the transform.")
+               f"({parts}); {retries} retries, {throttled} throttled.{rejects} Raw data is fresh "
+               f"for the transform.")
     log.info(summary)
     return summary

@@ -4,11 +4,19 @@ Every stream has one append-only table `raw.<system>_<stream>`: the record as
 the system sent it (jsonb) plus load metadata. Duplicate copies (re-runs,
 overlap windows, records repeated across pages) are resolved downstream by the
 latest `source_updated_at`, then the highest `load_seq`.
+
+A record that cannot be loaded as it is (not a JSON object, no primary key, a NUL
+character jsonb cannot hold, invalid JSON: a NaN/Infinity/out-of-range number the page
+parser marked as an InvalidNumber, or a lone surrogate escape) is not copied: the encoder keeps it as a Reject, which
+the engine stores in ops.ingest_rejects (psops.connectors.rejects).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 from psycopg import sql
@@ -32,35 +40,32 @@ def raw_table_ddl(raw_table: str) -> sql.Composed:
         );
         CREATE INDEX IF NOT EXISTS {run_index} ON {table} USING brin (run_id);
         CREATE INDEX IF NOT EXISTS {seq_index} ON {table} USING brin (load_seq);
+        CREATE INDEX IF NOT EXISTS {undated_index} ON {table} (record_id)
+            WHERE source_updated_at IS NULL;
     """).format(table=sql.Identifier("raw", raw_table),
                 run_index=sql.Identifier(f"{raw_table}_run_brin"),
-                seq_index=sql.Identifier(f"{raw_table}_seq_brin"))
+                seq_index=sql.Identifier(f"{raw_table}_seq_brin"),
+                undated_index=sql.Identifier(f"{raw_table}_undated"))
 
 
 def drop_repeated_copies_sql(raw_table: str, across_runs: bool) -> sql.Composed:
     """Delete this run's rows that repeat a version already in raw: the same record and
     update time loaded earlier in this run (overlapping pages, duplicate copies) or, with
-    `across_runs`, by an earlier run. Only rows at or before the previous watermark can
-    repeat an earlier run (the overlap window), which keeps the join small.
-    Parameters: run_id, watermark_before."""
+    `across_runs`, by an earlier run (the overlap window, and records dated after the
+    watermark's cap, which every run reads again). Parameter: run_id."""
     if across_runs:
-        candidates = ("(new.source_updated_at <= %(watermark_before)s "
-                      "OR new.source_updated_at IS NULL OR old.run_id = new.run_id)")
         earlier = "(old.run_id <> new.run_id OR old.load_seq < new.load_seq)"
     else:
-        candidates = "TRUE"
         earlier = "(old.run_id = new.run_id AND old.load_seq < new.load_seq)"
     return sql.SQL("""
         DELETE FROM {table} AS new
         USING {table} AS old
         WHERE new.run_id = %(run_id)s
-          AND {candidates}
           AND old.record_id = new.record_id
           AND old.source_updated_at IS NOT DISTINCT FROM new.source_updated_at
           AND old.payload = new.payload
           AND {earlier}
-    """).format(table=sql.Identifier("raw", raw_table), candidates=sql.SQL(candidates),
-                earlier=sql.SQL(earlier))
+    """).format(table=sql.Identifier("raw", raw_table), earlier=sql.SQL(earlier))
 
 
 def _copy_text(value) -> bytes:
@@ -74,8 +79,63 @@ def _copy_text(value) -> bytes:
     return text.encode()
 
 
+# A NUL escape in JSON text: `\u0000` after an even number of backslashes (an odd number
+# would make it the text "\u0000", which jsonb stores fine).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class InvalidNumber:
+    """Stands in for a number that JSON (and jsonb) cannot hold, as the lenient page
+    parser met it: NaN, Infinity, or a literal beyond a double (1e400)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Unloadable(ValueError):
+    """Why orjson could not encode a record (the `default` hook's verdict)."""
+
+
+def _refuse(value):
+    """orjson's `default`: called only for what it cannot encode (so never on clean pages)."""
+    if isinstance(value, InvalidNumber):
+        raise _Unloadable(f"invalid JSON: the number {value.text} is not finite "
+                          f"(jsonb cannot hold it)")
+    raise _Unloadable(f"not JSON: a {type(value).__name__}")
+
+
+def _encode_failure(err: orjson.JSONEncodeError) -> str:
+    if isinstance(err.__cause__, _Unloadable):
+        return str(err.__cause__)
+    if "surrogates" in str(err):
+        return ("invalid JSON: a lone surrogate escape (\\ud800-\\udfff without its pair) "
+                "is not text PostgreSQL can store")
+    return f"not loadable as JSON: {err}"
+
+
+def _escaped_text(value) -> str:
+    """Text PostgreSQL can store: NUL characters and lone surrogates as JSON escapes."""
+    return (str(value).encode("utf-8", "backslashreplace").decode()
+            .replace("\x00", "\\u0000"))
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record the stream could not load as it is."""
+
+    record_key: str | None  # its primary key, when it has one
+    reason: str
+    raw_text: str  # the record as JSON text (a NUL stays escaped as \u0000)
+
+
 class RecordEncoder:
-    """Turns a page of records into COPY text lines for the raw table."""
+    """Turns a page of records into COPY text lines for the raw table; the records that
+    cannot be loaded are kept in `rejects` (one per record key, or per text if keyless)."""
 
     def __init__(self, stream: Stream, run_id: int,
                  key_getter: Callable, updated_getter: Callable | None):
@@ -84,34 +144,58 @@ class RecordEncoder:
         self.key_of = key_getter
         self.updated_of = updated_getter
         self.unparseable_times = 0
+        self.rejects: dict[str, Reject] = {}
 
     def encode(self, records: list) -> bytes:
         lines = []
         for record in records:
-            key = self.key_of(record)
-            if key is None or key == "":
-                raise MissingPrimaryKey(self.stream, record)
-            updated = None
-            if self.updated_of is not None:
-                updated = self.updated_of(record)
-                if updated is not None:
-                    moment = parse_time(updated)
-                    if moment is None:
-                        self.unparseable_times += 1  # kept in the payload; quality flags it
-                    # the parsed time, in UTC: epoch milliseconds and naive times too
-                    updated = moment.isoformat() if moment is not None else None
-            payload = orjson.dumps(record)
-            if b"\\" in payload:
-                payload = payload.replace(b"\\", b"\\\\")
-            lines.append(b"%s\t%s\t%s\t%s\n" % (_copy_text(key), _copy_text(updated),
-                                                payload, self.run_id))
+            line = self._line(record)
+            if line is not None:
+                lines.append(line)
         return b"".join(lines)
 
+    def _line(self, record) -> bytes | None:
+        try:
+            payload = orjson.dumps(record, default=_refuse)
+        except orjson.JSONEncodeError as err:
+            key = self.key_of(record) if isinstance(record, dict) else None
+            return self._reject(None if key in (None, "") else _escaped_text(key),
+                                _encode_failure(err), _lenient_text(record))
+        if not isinstance(record, dict):
+            return self._reject(None, f"not a JSON object: a JSON {type(record).__name__}",
+                                payload)
+        key = self.key_of(record)
+        if key is None or key == "":
+            return self._reject(None, f"missing primary key: no `{self._key_name()}`", payload)
+        key = str(key)
+        if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
+            return self._reject(_escaped_text(key),
+                                "NUL character: PostgreSQL cannot store U+0000 in jsonb",
+                                payload)
+        updated = None
+        if self.updated_of is not None:
+            updated = self.updated_of(record)
+            if updated is not None:
+                moment = parse_time(updated)
+                if moment is None:
+                    self.unparseable_times += 1  # kept in the payload; quality flags it
+                # the parsed time, in UTC: epoch milliseconds and naive times too
+                updated = moment.isoformat() if moment is not None else None
+        if b"\\" in payload:
+            payload = payload.replace(b"\\", b"\\\\")
+        return b"%s\t%s\t%s\t%s\n" % (_copy_text(key), _copy_text(updated), payload, self.run_id)
 
-class MissingPrimaryKey(ValueError):
-    def __init__(self, stream: Stream, record):
-        preview = orjson.dumps(record)[:300].decode(errors="replace")
-        super().__init__(
-            f"{stream.system.upper()} {stream.name}: a record has no `{stream.primary_key}` "
-            f"(contract violation): {preview}"
-        )
+    def _key_name(self) -> str:
+        key = self.stream.primary_key
+        return key if isinstance(key, str) else ", ".join(key)
+
+    def _reject(self, key: str | None, reason: str, payload: bytes | str) -> None:
+        text = payload.decode() if isinstance(payload, bytes) else payload
+        self.rejects[key if key is not None else text] = Reject(key, reason, text)
+        return None
+
+
+def _lenient_text(record) -> str:
+    """A record orjson cannot encode, as ASCII JSON text (lone surrogates and NULs escaped;
+    an InvalidNumber as a string of its literal)."""
+    return json.dumps(record, ensure_ascii=True, default=str)

@@ -40,6 +40,11 @@ BACKOFF_CAP_S = 30.0
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 
 
+# No (whole) answer came back: the connection failed, timed out, or went dead after the
+# status line (a body cut off mid-way: requests' ChunkedEncodingError).
+NO_ANSWER = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
 class SourceApiError(AirflowException):
     """A request that kept failing after bounded retries (Airflow may retry the task)."""
 
@@ -198,7 +203,7 @@ class SourceApiHook(HttpHook):
             try:
                 response = session.request(method, url, headers=headers, timeout=self.timeout,
                                            **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except NO_ANSWER as err:
                 self.metrics.failed_requests += 1
                 self._retry_after_no_answer(err, attempt, method, path, safe_to_retry)
                 continue

@@ -76,6 +76,7 @@ class Entity:
     load: str  # incremental | snapshot
     stream: str  # ops.ingest_runs.stream
     critical: bool = False  # an empty table stops the marts
+    version_field: str | None = None  # path of the update time in the raw payload
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Stream:
     body: dict | None
     paginator: Paginator
     records: str  # path of the record list in a response; "." = the response itself
-    primary_key: str
+    primary_key: str | tuple[str, ...]  # a path, or paths whose values join as "a:b"
     cursor_field: str | None  # path of the record's update time (None: snapshot)
     overlap_minutes: int
     snapshot: bool
@@ -151,7 +152,8 @@ def _sql_name(mapping: dict, key: str, where: str) -> str:
     return value
 
 
-def _parse_entity(system: str, stream: str, snapshot: bool, raw, where: str) -> Entity:
+def _parse_entity(system: str, stream: str, snapshot: bool, version_field: str | None, raw,
+                  where: str) -> Entity:
     where = f"{where} entity"
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: `entity` is required: {{name, table, key}} of the staging table")
@@ -164,7 +166,19 @@ def _parse_entity(system: str, stream: str, snapshot: bool, raw, where: str) -> 
         raise SpecError(f"{where}: `critical` must be true or false, not {critical!r}")
     return Entity(
         **names, source_system=system, raw_table=raw_table_name(system, stream),
-        load="snapshot" if snapshot else "incremental", stream=stream, critical=critical)
+        load="snapshot" if snapshot else "incremental", stream=stream, critical=critical,
+        version_field=version_field)
+
+
+def _primary_key(raw: dict, where: str) -> str | tuple[str, ...]:
+    """`primary_key`: a path, or a list of paths when the source numbers records of
+    different kinds in separate sequences (HRIS whos_out: [type, id])."""
+    key = _required(raw, "primary_key", where)
+    if isinstance(key, list):
+        if len(key) < 2 or not all(isinstance(part, str) and part for part in key):
+            raise SpecError(f"{where}: `primary_key` must be a path or a list of 2+ paths")
+        return tuple(key)
+    return key
 
 
 def _parse_stream(system: str, raw: dict, where: str) -> Stream:
@@ -192,12 +206,13 @@ def _parse_stream(system: str, raw: dict, where: str) -> Stream:
         body=request.get("body"),
         paginator=paginator,
         records=_required(raw, "records", where),
-        primary_key=_required(raw, "primary_key", where),
+        primary_key=_primary_key(raw, where),
         cursor_field=None if snapshot else cursor_field,
         overlap_minutes=int(raw.get("overlap_minutes", 0)),
         snapshot=snapshot,
         window=window,
-        entity=_parse_entity(system, name, snapshot, raw.get("entity"), where),
+        entity=_parse_entity(system, name, snapshot, None if snapshot else cursor_field,
+                             raw.get("entity"), where),
     )
 
 

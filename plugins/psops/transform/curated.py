@@ -56,11 +56,18 @@ def latest_succeeded_run(conn, system: str, stream: str) -> int | None:
         (system, stream))
 
 
-def _latest_raw_cte(raw_table: str, condition: sql.Composable) -> sql.Composed:
+def latest_raw_cte(raw_table: str, condition: sql.Composable,
+                   columns: tuple[str, ...] = ()) -> sql.Composed:
+    """`WITH latest_raw AS (...)`: the winning copy of each record among the raw rows
+    meeting `condition` (latest source_updated_at, then highest load_seq), the one
+    definition of "latest" (staging and the raw retention). `columns`: what it selects,
+    every column when empty (retention ranks record_id and load_seq only, keeping
+    payloads out of the sort)."""
+    selected = sql.SQL(", ").join(map(sql.Identifier, columns)) if columns else sql.SQL("*")
     return sql.SQL(
-        "WITH latest_raw AS (SELECT DISTINCT ON (record_id) * FROM raw.{} WHERE {} "
+        "WITH latest_raw AS (SELECT DISTINCT ON (record_id) {} FROM raw.{} WHERE {} "
         "ORDER BY record_id, source_updated_at DESC NULLS LAST, load_seq DESC) "
-    ).format(sql.Identifier(raw_table), condition)
+    ).format(selected, sql.Identifier(raw_table), condition)
 
 
 def _file_select(name: str) -> sql.SQL:
@@ -85,7 +92,7 @@ def ensure_entity_tables(conn, entity: Entity) -> bool:
     conn.execute(raw_table_ddl(entity.raw_table))
     staging = sql.Identifier("staging", entity.table)
     conn.execute(sql.SQL("CREATE TABLE {staging} AS {cte} SELECT * FROM ({body}) x WITH NO DATA")
-                 .format(staging=staging, cte=_latest_raw_cte(entity.raw_table, sql.SQL("false")),
+                 .format(staging=staging, cte=latest_raw_cte(entity.raw_table, sql.SQL("false")),
                          body=_file_select(entity.table)), {})
     conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})")
                  .format(staging, sql.Identifier(entity.key)))
@@ -102,7 +109,7 @@ def _stage_latest_run(conn, entity: Entity, target: sql.Composable, columns: lis
     run_id = latest_succeeded_run(conn, entity.source_system, entity.stream)
     if run_id is None or not _table_exists(conn, "raw", entity.raw_table):
         return 0
-    cte = _latest_raw_cte(entity.raw_table, sql.SQL("run_id = %(run_id)s"))
+    cte = latest_raw_cte(entity.raw_table, sql.SQL("run_id = %(run_id)s"))
     statement = _insert_from_file(target, columns, file_select, cte)
     return conn.execute(statement, {"run_id": run_id}).rowcount
 
@@ -149,8 +156,8 @@ def stage_incremental(conn, entity: Entity) -> int:
     if high <= low:
         return 0
     columns = _columns(conn, "staging", entity.table)
-    cte = _latest_raw_cte(entity.raw_table,
-                          sql.SQL("load_seq > %(low)s AND load_seq <= %(high)s"))
+    cte = latest_raw_cte(entity.raw_table,
+                         sql.SQL("load_seq > %(low)s AND load_seq <= %(high)s"))
     statement = _insert_from_file(
         sql.Identifier("staging", entity.table), columns, _file_select(entity.table), cte,
     ) + sql.SQL(

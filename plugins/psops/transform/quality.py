@@ -6,7 +6,9 @@ lifecycle). A record with an open `error` exception is quarantined
 
 Critical gates (stop the marts, publish nothing): an empty critical entity (employees),
 or a curated entity that would fall by more than half against the previous successful
-transform.
+transform. They are decided in the transaction that syncs the exception rows, before it
+commits: a failing gate raises and the rollback keeps none of those rows (an empty HRIS
+snapshot must not open an exception for every time entry).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class CriticalGateFailed(RuntimeError):
-    """A critical quality gate failed: the marts must not be published."""
+    """A critical quality gate failed: the marts must not be published, and the exception
+    rows of the same check must not be committed."""
 
 
 @dataclass
@@ -110,9 +113,14 @@ def critical_failures(conn, counts: dict[str, int], catalogue: Catalogue | None 
 
 def run_sql_gates(conn, as_of: date, run_id: int | None = None,
                   catalogue: Catalogue | None = None) -> GateReport:
-    """Rules -> exceptions, then the critical gates (reported, not raised)."""
+    """Rules -> exceptions and the critical gates, in the caller's transaction (the gates
+    count curated-to-be, i.e. staging minus the quarantine the rules leave). Raises
+    CriticalGateFailed when a gate fails: the caller's rollback then drops this check's
+    exception rows."""
     catalogue = catalogue or load_catalogue()
     report = GateReport(rules=apply_rules(conn, as_of, run_id, catalogue))
     report.publishable_counts = publishable_counts(conn, catalogue)
     report.critical_failures = critical_failures(conn, report.publishable_counts, catalogue)
+    if report.critical_failures:
+        raise CriticalGateFailed("; ".join(report.critical_failures) + " - marts not published")
     return report

@@ -93,6 +93,48 @@ def _structural_rules(entity: Entity) -> list[Rule]:
     ]
 
 
+def _version_time_rules(entity: Entity) -> list[Rule]:
+    """For an entity loaded incrementally, whose versions are ordered by the record's
+    update time (raw.source_updated_at, parsed by the ingest engine):
+    - `version_time_future` (warning): the version is dated after the transform's run
+      (it resolves once that time has passed); the ingest watermark never follows it;
+    - `version_time_unparseable` (error): a copy of the record loaded at or after the
+      staged one has an update time that could not be parsed, so no version order
+      holds; quarantined until a copy with a readable time is loaded after it."""
+    if entity.version_field is None:
+        return []
+    key = sql.Identifier(entity.key)
+    raw_field = sql.SQL("r.payload")
+    *parents, leaf = entity.version_field.split(".")
+    for parent in parents:
+        raw_field = sql.SQL("{} -> {}").format(raw_field, sql.Literal(parent))
+    raw_field = sql.SQL("{} ->> {}").format(raw_field, sql.Literal(leaf))
+    return [
+        Rule(
+            rule_id=f"{entity.name}.version_time_future",
+            severity="warning",
+            description=f"updated in the future: `{entity.version_field}` is after the "
+                        "transform's run",
+            where="t.source_updated_at > now()",
+            details=("source_updated_at",),
+            expectation_type=UNEXPECTED_ROWS,
+        ),
+        Rule(
+            rule_id=f"{entity.name}.version_time_unparseable",
+            severity="error",
+            description=f"`{entity.version_field}` of its latest copy cannot be read as a "
+                        "time: which version is current is unknown",
+            where=_plain_sql(
+                "EXISTS (SELECT 1 FROM {raw} r WHERE r.record_id = t.{key}::text "
+                "AND r.source_updated_at IS NULL AND r.load_seq >= t.load_seq "
+                "AND coalesce({raw_field}, '') <> '')",
+                raw=sql.Identifier("raw", entity.raw_table), key=key, raw_field=raw_field),
+            details=("source_updated_at",),
+            expectation_type=UNEXPECTED_ROWS,
+        ),
+    ]
+
+
 def _parse_rule(spec: dict) -> Rule:
     expectation = spec["expectation"]
     return Rule(
@@ -120,9 +162,11 @@ def _check_rule(rule: Rule, entities: dict[str, Entity], seen: set[str]) -> None
 
 @lru_cache(maxsize=4)
 def load_catalogue(path: Path = QUALITY_RULES_PATH) -> Catalogue:
-    """The entities of the connector specs and the rules of `path`, structural ones first."""
+    """The entities of the connector specs and the rules of `path`, generated ones
+    (structural, version times) first."""
     entities = sources.entities()
-    rules = [rule for entity in entities.values() for rule in _structural_rules(entity)]
+    rules = [rule for entity in entities.values()
+             for rule in _structural_rules(entity) + _version_time_rules(entity)]
     seen = {r.rule_id for r in rules}
     for spec in yaml.safe_load(Path(path).read_text())["rules"]:
         rule = _parse_rule(spec)

@@ -1,4 +1,5 @@
-"""The exceptions page: the data-quality queue (ops.exceptions), open and recently resolved."""
+"""The exceptions page: the data-quality queue (ops.exceptions), open and recently
+resolved, and the writes to the source systems that were given up (ops.dead_writes)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ LIMIT %(limit)s
 """).format(filters=_RULE_AND_SEVERITY)
 
 
+_DEAD_WRITES = """
+SELECT idempotency_key, system, project_code, description, worth, currency, attempts,
+       reason, given_up_at
+FROM ops.dead_writes
+ORDER BY given_up_at DESC, idempotency_key
+"""
+
+
 @dataclass
 class ExceptionsView:
     open_by_rule: list[dict]
@@ -51,6 +60,7 @@ class ExceptionsView:
     totals: dict[str, int]
     rules: list[str]
     meanings: dict[str, str] = field(default_factory=dict)
+    dead_writes: list[dict] = field(default_factory=list)
 
 
 def exceptions_view(conn, rule: str | None = None, severity: str | None = None,
@@ -68,7 +78,8 @@ def exceptions_view(conn, rule: str | None = None, severity: str | None = None,
         "resolved_recently": len(resolved_rows),
     }
     return ExceptionsView(open_by_rule, open_rows, _resolved_by_rule(resolved_rows),
-                          resolved_rows, totals, rules, rule_meanings())
+                          resolved_rows, totals, rules, rule_meanings(),
+                          conn.execute(_DEAD_WRITES).fetchall())
 
 
 def _resolved_by_rule(resolved_rows: list[dict]) -> list[dict]:

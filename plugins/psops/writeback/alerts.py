@@ -2,7 +2,8 @@
 
 Sections: ready to bill (total + top items), blocked amount by reason (with the
 items), new `error` exceptions, missing and late timesheets, deals that cannot be
-set up, corrections awaiting approval, writes that failed, and what this run wrote.
+set up, corrections awaiting approval, writes that failed, writes given up (`dead`:
+no longer retried, a person must act), and what this run wrote.
 The totals are the warehouse's (marts.billing_totals, marts.billing_blocked_by_reason).
 An item (ready row, blocked row, exception, timesheet week, failed write, ...) is
 listed only when it is new or changed: the same unchanged item (same key, same
@@ -70,7 +71,7 @@ def build_sections(conn, as_of: date, run_report: dict | None = None) -> list[Se
     written = (run_report or {}).get("confirmed") or []
     return [_ready(conn, as_of), _blocked(conn, as_of), _error_exceptions(conn),
             _timesheets(conn, as_of), _invalid_deals(conn), _awaiting_approval(conn),
-            _failed_writes(conn), _written(written)]
+            _failed_writes(conn), _dead_writes(conn), _written(written)]
 
 
 def _ready(conn, as_of: date) -> Section:
@@ -167,6 +168,17 @@ def _failed_writes(conn) -> Section:
         Item(f"write:{r.idempotency_key}", fingerprint(r.response_body),
              f"{r.description} (attempt {r.attempts}): {(r.response_body or '')[:300]}")
         for r in failed])
+
+
+def _dead_writes(conn) -> Section:
+    """Writes given up after PSOPS_OUTBOX_MAX_ATTEMPTS sends (ops.dead_writes)."""
+    dead = _rows(conn, """SELECT idempotency_key, description, attempts, reason
+                          FROM ops.dead_writes ORDER BY given_up_at, idempotency_key""")
+    return Section("dead_writes", "Writes given up after repeated failures (no longer "
+                                  "retried)", items=[
+        Item(f"dead:{r.idempotency_key}", fingerprint(r.reason),
+             f"{r.description}: given up after {r.attempts} attempts: {r.reason[:300]}")
+        for r in dead])
 
 
 def _written(written: list[dict]) -> Section:

@@ -1,9 +1,11 @@
 """Approval of large corrections: the one owner of an approval batch's lifecycle.
 
-* hold (`submit`): a project's new corrections of one psops_writeback run worth more
-  than PSOPS_APPROVAL_THRESHOLD in total wait for finance as one batch per run
-  (`ops.approval_batches`, rows `awaiting_approval` in `ops.outbox`); the others are
-  approved automatically.
+* hold (`submit`): a project's new corrections of one psops_writeback run wait for
+  finance as one batch per run (`ops.approval_batches`, rows `awaiting_approval` in
+  `ops.outbox`) when, with the project's corrections approved within the last
+  PSOPS_APPROVAL_WINDOW_DAYS (applied or not), they are worth more than
+  PSOPS_APPROVAL_THRESHOLD: a daily trickle below the threshold is held once it adds
+  up. The others are approved automatically.
 * show (`describe_batch`): what finance sees in psops_approve_corrections'
   human-in-the-loop task.
 * decide (`record_decision`): Approve -> the batch's rows become `pending`
@@ -12,6 +14,15 @@
   timeout -> `expired` (= rejected).
 * expire (`expire_stale`): a batch left unanswered past PSOPS_APPROVAL_TIMEOUT_MINUTES is
   expired by the next psops_writeback run, so expiry does not depend on the scheduler.
+
+Every transition of a batch is ONE conditional UPDATE of its `ops.approval_batches` row
+(`WHERE status = 'awaiting_approval'` and, for an answer, `expires_at >` the time the
+person answered (`responded_at`; now() when unknown); for the
+expiry `expires_at <= now()`), and the outbox rows follow in the same transaction, only
+when it returned the batch. Concurrent transitions (an expiry and an approval, two
+answers) queue on that row: exactly one wins, the other matches nothing. An answer that
+matches nothing came too late (after the expiry, or after another decision): nothing is
+recorded or applied and the approver is told so (`too_late` in the outcome).
 
 Every decision (automatic, held, approved, rejected, expired) is one row of
 `ops.correction_log`, written by `_log`.
@@ -26,10 +37,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from psycopg.rows import dict_row, scalar_row
+from psycopg.rows import dict_row, scalar_row, tuple_row
 
 from psops.formatting import markdown_cell, money, worth_text
-from psops.settings import APPROVAL_THRESHOLD, APPROVAL_TIMEOUT_MINUTES
+from psops.settings import APPROVAL_THRESHOLD, APPROVAL_TIMEOUT_MINUTES, APPROVAL_WINDOW_DAYS
 from psops.writeback import outbox
 from psops.writeback.decisions import APPROVE, REJECT
 from psops.writeback.outbox import CREATING_KINDS, KIND_LABELS, OutboxEntry, PlannedWrite
@@ -41,8 +52,13 @@ MAX_LINES = 60
 
 
 def threshold() -> Decimal:
-    """Corrections of one project in one run worth more than this wait for finance."""
+    """A project's corrections worth more than this within the window wait for finance."""
     return APPROVAL_THRESHOLD.decimal()
+
+
+def window_days() -> int:
+    """The rolling window (days) over which a project's approved corrections add up."""
+    return APPROVAL_WINDOW_DAYS.integer()
 
 
 def timeout() -> timedelta:
@@ -65,17 +81,21 @@ def submit(conn, corrections: list[PlannedWrite], dag_run_id: str | None) -> Sub
     for write in corrections:
         worth_by_project[write.project_code] += Decimal(write.worth)
     limit = threshold()
-    held_projects = {project for project, worth in worth_by_project.items() if worth > limit}
-    submission = Submission(batch_id=_new_batch_id() if held_projects else None)
     with conn.transaction():
+        recent = approved_within_window(conn, list(worth_by_project))
+        in_window = {project: worth + recent.get(project, Decimal(0))
+                     for project, worth in worth_by_project.items()}
+        held_projects = {project for project, worth in in_window.items() if worth > limit}
+        submission = Submission(batch_id=_new_batch_id() if held_projects else None)
         for write in corrections:
-            worth = money(worth_by_project[write.project_code])
+            worth = (f"project worth {money(in_window[write.project_code])} within "
+                     f"{window_days()} days ({money(worth_by_project[write.project_code])} new)")
             if write.project_code in held_projects:
-                reason = f"threshold: project worth {worth} > {money(limit)}"
+                reason = f"threshold: {worth} > {money(limit)}"
                 entry = outbox.add(conn, write, dag_run_id, batch_id=submission.batch_id)
                 decision, submitted = "held_for_approval", submission.held
             else:
-                reason = f"auto: project worth {worth} <= threshold {money(limit)}"
+                reason = f"auto: {worth} <= threshold {money(limit)}"
                 entry = outbox.add(conn, write, dag_run_id, decided_by=reason)
                 decision, submitted = "auto_approved", submission.approved
             if entry is not None:
@@ -86,6 +106,21 @@ def submit(conn, corrections: list[PlannedWrite], dag_run_id: str | None) -> Sub
             _open_batch(conn, submission.batch_id,
                         sum((worth_by_project[p] for p in held_projects), Decimal(0)), len(held))
     return submission
+
+
+def approved_within_window(conn, projects: list[str]) -> dict[str, Decimal]:
+    """Per project, the worth of its corrections approved WITHOUT a person within the
+    rolling window (no batch: nobody reviewed them) that were applied or are on their way;
+    what finance reviewed, and what was rejected, expired, skipped or given up, does not
+    count."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(
+            """SELECT project_code, sum(worth) FROM ops.outbox
+               WHERE purpose = 'correction' AND project_code = ANY(%s) AND batch_id IS NULL
+                 AND status IN ('pending', 'sent', 'confirmed', 'failed')
+                 AND decided_at > now() - make_interval(days => %s)
+               GROUP BY project_code""", (projects, window_days())).fetchall()
+    return {project: Decimal(worth) for project, worth in rows}
 
 
 def _new_batch_id() -> str:
@@ -165,22 +200,18 @@ def oldest_waiting_batch(conn) -> str | None:
                               ORDER BY created_at LIMIT 1""").fetchone()
 
 
-def batch_status(conn, batch_id: str) -> str | None:
-    with conn.cursor(row_factory=scalar_row) as cur:
-        return cur.execute("SELECT status FROM ops.approval_batches WHERE batch_id = %s",
-                           (batch_id,)).fetchone()
-
-
 def describe_batch(conn, batch_id: str | None) -> dict:
     """Subject and Markdown body of the approval request for one batch (the oldest
     awaiting batch when none is given)."""
     batch_id = batch_id or oldest_waiting_batch(conn)
     with conn.cursor(row_factory=dict_row) as cur:
-        batch = cur.execute("""SELECT status, expires_at, created_at
+        batch = cur.execute("""SELECT status, expires_at, created_at, expires_at <= now() AS overdue
                                FROM ops.approval_batches WHERE batch_id = %s""",
                             (batch_id,)).fetchone()
-        if batch is None or batch["status"] != "awaiting_approval":
-            state = "not found" if batch is None else batch["status"]
+        if batch is None or batch["status"] != "awaiting_approval" or batch["overdue"]:
+            state = ("not found" if batch is None else
+                     f"past its expiry ({batch['expires_at']:%Y-%m-%d %H:%M} UTC)"
+                     if batch["status"] == "awaiting_approval" else batch["status"])
             return {"batch_id": batch_id, "pending": False, "subject": "", "body": "",
                     "summary": f"approval batch {batch_id or '-'} is {state}: nothing to decide"}
         changes = cur.execute(
@@ -273,29 +304,98 @@ def _responding_user(answer: dict) -> str | None:
 
 def record_decision(conn, described: dict, answer: dict | None, approval_run_id: str) -> dict:
     """Turn the answer into outbox decisions; returns whether the batch's approved rows
-    should be applied now."""
+    should be applied now, and `too_late` (what to tell the approver) when the answer
+    came after the batch expired or was decided."""
     batch_id = described.get("batch_id")
     if not described.get("pending"):
-        return {"apply": False, "batch_id": batch_id, "decision": "not decided",
-                "decided_by": "nobody (nothing awaiting approval)", "rows": 0}
-    status = batch_status(conn, batch_id)
-    if status != "awaiting_approval":
-        return {"apply": status == "approved", "batch_id": batch_id, "decision": status,
-                "decided_by": "an earlier decision", "rows": 0}
+        return _outcome(batch_id, "not decided", "nobody (nothing awaiting approval)")
     chosen = decision_from_answer(answer, approval_run_id)
     with conn.transaction():
-        conn.execute("""UPDATE ops.approval_batches SET status = %s, decided_by = %s,
-                               decided_at = now(), approval_run_id = %s WHERE batch_id = %s""",
-                     (chosen.decision, chosen.decided_by, approval_run_id, batch_id))
+        decided = _close_batch(conn, batch_id, chosen, approval_run_id, answered_at(answer))
         rows = 0
-        if chosen.reject_projects:
+        if decided and chosen.reject_projects:
             rows += _decide_rows(conn, [batch_id], "rejected",
                                  f"{chosen.decided_by} (reject_projects)", approval_run_id,
                                  chosen.reject_projects)
-        rows += _decide_rows(conn, [batch_id], chosen.decision, chosen.decided_by,
-                             approval_run_id)
+        if decided:
+            rows += _decide_rows(conn, [batch_id], chosen.decision, chosen.decided_by,
+                                 approval_run_id)
+    if not decided:
+        return _not_decided(conn, batch_id, chosen, answer, approval_run_id)
     log.info("batch %s %s by %s (%d corrections%s)", batch_id, chosen.decision,
              chosen.decided_by, rows,
              f"; rejected projects {chosen.reject_projects}" if chosen.reject_projects else "")
-    return {"apply": chosen.decision == "approved", "batch_id": batch_id,
-            "decision": chosen.decision, "decided_by": chosen.decided_by, "rows": rows}
+    return _outcome(batch_id, chosen.decision, chosen.decided_by, rows,
+                    apply=chosen.decision == "approved")
+
+
+def _outcome(batch_id: str | None, decision: str, decided_by: str, rows: int = 0, *,
+             apply: bool = False, too_late: str | None = None) -> dict:
+    return {"apply": apply, "batch_id": batch_id, "decision": decision,
+            "decided_by": decided_by, "rows": rows, "too_late": too_late}
+
+
+def _close_batch(conn, batch_id: str, chosen: Decision, approval_run_id: str,
+                 answered_at: datetime | None) -> bool:
+    """The batch's one transition on an answer: True when this answer decided it. A
+    person's answer counts only when it was given before expires_at (its time in Airflow,
+    so a retried task still honours an answer given in time; now() when unknown); the
+    approval run ending without one expires the batch at once (nobody can answer it any
+    more)."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            """UPDATE ops.approval_batches SET status = %(status)s, decided_by = %(by)s,
+                      decided_at = now(), approval_run_id = %(run)s
+               WHERE batch_id = %(batch)s AND status = 'awaiting_approval'
+                 AND (%(no_answer)s OR expires_at > coalesce(%(answered_at)s, now()))
+               RETURNING batch_id""",
+            {"status": chosen.decision, "by": chosen.decided_by, "run": approval_run_id,
+             "batch": batch_id, "no_answer": chosen.decision == "expired",
+             "answered_at": answered_at}).fetchone() is not None
+
+
+def answered_at(answer: dict | None) -> datetime | None:
+    """When the person answered (the human-in-the-loop result's `responded_at`)."""
+    moment = (answer or {}).get("responded_at")
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return None
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment if isinstance(moment, datetime) else None
+
+
+def _not_decided(conn, batch_id: str, chosen: Decision, answer: dict | None,
+                 approval_run_id: str) -> dict:
+    """The answer matched no batch awaiting approval. Decided by an earlier try of this
+    approval run (a retried task): apply what it approved. No answer at all: the batch's
+    own state stands. Otherwise a person answered too late: nothing is recorded or
+    applied (a batch past its expiry is expired now)."""
+    expire_stale(conn, approval_run_id)
+    with conn.cursor(row_factory=dict_row) as cur:
+        batch = cur.execute("""SELECT status, decided_by, decided_at, expires_at, approval_run_id
+                               FROM ops.approval_batches WHERE batch_id = %s""",
+                            (batch_id,)).fetchone()
+    if batch["approval_run_id"] == approval_run_id:
+        return _outcome(batch_id, batch["status"], "an earlier try of this approval run",
+                        apply=batch["status"] == "approved")
+    if chosen.decision == "expired":  # nobody answered: nobody to tell
+        return _outcome(batch_id, batch["status"], f"an earlier decision ({batch['decided_by']})")
+    message = _too_late_message(batch_id, batch, answer)
+    log.warning("%s", message)
+    return _outcome(batch_id, "too late", chosen.decided_by, too_late=message)
+
+
+def _too_late_message(batch_id: str, batch: dict, answer: dict | None) -> str:
+    options = "/".join((answer or {}).get("chosen_options") or []) or "no answer"
+    user = _responding_user(answer or {}) or "nobody"
+    yours = f"your answer ({options} by {user})"
+    if batch["status"] == "expired":
+        what = f"expired at {batch['expires_at']:%Y-%m-%d %H:%M} UTC, before {yours}"
+    else:
+        what = (f"was already {batch['status']} by {batch['decided_by']} at "
+                f"{batch['decided_at']:%Y-%m-%d %H:%M} UTC, before {yours}")
+    return (f"Too late: approval batch {batch_id} {what}; nothing was recorded and nothing "
+            f"was applied.")

@@ -10,6 +10,9 @@ A row is planned once (its idempotency key is unique), then:
                                           |                                  --> absent: failed
                                           +-- 4xx --> failed (response body kept)
     failed / sent --next try--> sent again (lookup first, psops.writeback.delivery)
+    failed on its PSOPS_OUTBOX_MAX_ATTEMPTS-th send --> dead (given up: never sent again;
+        the last error kept, listed in the digest and the UI; once the cause is fixed,
+        setting it back to `failed` with attempts = 0 sends it again, lookup first)
 
 One applier at a time (a session advisory lock): the write-back and approval
 DAGs may run at once, their writes never interleave.
@@ -24,11 +27,11 @@ from decimal import Decimal
 
 from airflow.sdk.exceptions import AirflowFailException
 from psycopg import sql
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import class_row, dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from psops.connectors.source_api_hook import SourceApiError
-from psops.settings import OUTBOX_LOCK_KEY
+from psops.settings import OUTBOX_LOCK_KEY, OUTBOX_MAX_ATTEMPTS
 from psops.writeback.delivery import WriteFailed, deliver, resolved_payload
 from psops.writeback.source_writes import Found, SourceWrites
 
@@ -81,9 +84,11 @@ class ApplyReport:
     confirmed: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     waiting: list[dict] = field(default_factory=list)
+    dead: list[dict] = field(default_factory=list)  # given up in this try
 
     def as_dict(self) -> dict:
-        return {"confirmed": self.confirmed, "failed": self.failed, "waiting": self.waiting}
+        return {"confirmed": self.confirmed, "failed": self.failed, "waiting": self.waiting,
+                "dead": self.dead}
 
 
 _RETURNING_ENTRY = sql.SQL("RETURNING id, idempotency_key, project_code, kind, worth, batch_id")
@@ -164,6 +169,29 @@ def confirmed_since(conn, since, *, purpose: str | None = None,
             for row in rows]
 
 
+def skip_stale(conn, reason_to_skip, *, purpose: str | None = None,
+               batch_id: str | None = None) -> list[dict]:
+    """Before sending: each sendable row (of one purpose / batch) for which
+    `reason_to_skip(row)` names a reason (its record is no longer what the plan saw,
+    psops.writeback.delivery) -> `skipped`, never sent; the reason kept in response_body."""
+    skipped = []
+    conn.execute("SELECT pg_advisory_lock(%s)", (OUTBOX_LOCK_KEY,))
+    try:
+        for row in _sendable_rows(conn, purpose, batch_id):
+            reason = reason_to_skip(row)
+            if reason is None:
+                continue
+            with conn.transaction():
+                conn.execute("""UPDATE ops.outbox SET status = 'skipped', response_body = %s,
+                                       response_status = NULL, updated_at = now() WHERE id = %s""",
+                             (reason[:MAX_BODY_CHARS], row["id"]))
+            log.warning("outbox %s: SKIPPED, not sent: %s", row["idempotency_key"], reason)
+            skipped.append(_brief(row, reason))
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (OUTBOX_LOCK_KEY,))
+    return skipped
+
+
 def _sendable_rows(conn, purpose, batch_id) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
@@ -198,9 +226,14 @@ def _send_one(conn, writes: SourceWrites, row: dict, dependency: dict | None,
         found, adopted = deliver(writes, row, payload)
     except (WriteFailed, SourceApiError, AirflowFailException) as err:
         body = str(err)[:MAX_BODY_CHARS]
-        _mark_failed(conn, row["id"], body)
-        log.warning("outbox %s: FAILED: %s", row["idempotency_key"], body)
-        report.failed.append(_brief(row, body))
+        status, attempts = _mark_failed(conn, row["id"], body)
+        if status == "dead":
+            log.error("outbox %s: DEAD, given up after %d attempts: %s",
+                      row["idempotency_key"], attempts, body)
+            report.dead.append(_brief(row, f"given up after {attempts} attempts: {body}"))
+        else:
+            log.warning("outbox %s: FAILED: %s", row["idempotency_key"], body)
+            report.failed.append(_brief(row, body))
         return
     _mark_confirmed(conn, row["id"], found, adopted)
     log.info("outbox %s: confirmed (%s %s)%s", row["idempotency_key"], row["system"].upper(),
@@ -218,12 +251,17 @@ def _mark_sent(conn, outbox_id: int, payload: dict) -> None:
             (json.dumps(payload), outbox_id))
 
 
-def _mark_failed(conn, outbox_id: int, body: str) -> None:
-    with conn.transaction():
-        conn.execute(
-            """UPDATE ops.outbox SET status = 'failed', response_body = %s,
-                      response_status = %s, updated_at = now() WHERE id = %s""",
-            (body, _status_in(body), outbox_id))
+def _mark_failed(conn, outbox_id: int, body: str) -> tuple[str, int]:
+    """`failed` (sent again by the next try), or `dead` once the row has been sent
+    PSOPS_OUTBOX_MAX_ATTEMPTS times: the body (the last error) is the reason. Returns
+    the status and the attempts."""
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(
+            """UPDATE ops.outbox
+               SET status = CASE WHEN attempts >= %s THEN 'dead' ELSE 'failed' END,
+                   response_body = %s, response_status = %s, updated_at = now()
+               WHERE id = %s RETURNING status, attempts""",
+            (OUTBOX_MAX_ATTEMPTS.integer(), body, _status_in(body), outbox_id)).fetchone()
 
 
 def _mark_confirmed(conn, outbox_id: int, found: Found, adopted: bool) -> None:

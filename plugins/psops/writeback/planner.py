@@ -4,6 +4,10 @@
   order: PSA project (step 1), ERP job (step 2, needs the PSA id), CRM deal link
   (step 3, after the job; carries the PSA id). An invalid one goes to the exception
   queue (rule `deal.setup_invalid`, a warning: the deal stays in the marts) and the alert.
+  A new code is one more than the highest the PSA ever returned (raw, quarantined
+  projects included) or the outbox named. A set-up step whose key the outbox already
+  holds for something else is never skipped: the deal's set-up is not planned and it is
+  invalid with SETUP_KEY_CONFLICT (the key and its holder in the details).
 * Corrections (include/sql/writeback/corrections.sql): the run's new ones are handed
   to the approval lifecycle (psops.writeback.approval), which holds the large ones for
   finance and approves the others.
@@ -12,13 +16,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date
 
+from psycopg import sql
 from psycopg.rows import dict_row, scalar_row
 
-from psops import exception_queue
+from psops import catalogue, exception_queue
 from psops.exception_queue import ExceptionRule
 from psops.transform.sql_files import read_sql
 from psops.writeback import approval, outbox
@@ -28,6 +34,13 @@ from psops.writeback.source_writes import SourceWrites
 DEAL_RULE = ExceptionRule("deal.setup_invalid", "warning", "crm", "deal")
 PROJECT_CODE = re.compile(r"^PRJ-(\d{5})$")
 SETUP_DECIDED_BY = "auto: deal-to-project set-up needs no approval"
+KEY_CONFLICT = "SETUP_KEY_CONFLICT"
+
+log = logging.getLogger(__name__)
+
+
+class SetupKeyConflict(Exception):
+    """A set-up step's idempotency key is already in the outbox for another write."""
 
 
 @dataclass
@@ -76,43 +89,78 @@ def plan_writes(conn, writes: SourceWrites, as_of: date, dag_run_id: str | None 
 
 def plan_deal_setups(conn, writes: SourceWrites, plan: Plan, dag_run_id: str | None) -> None:
     candidates = _query(conn, read_sql("writeback/deal_setup_candidates.sql"))
-    invalid = [deal for deal in candidates if deal["reasons"]]
+    planned = set(_values(conn, "SELECT deal_id FROM ops.outbox WHERE kind = 'psa_project'"))
+    valid = [deal for deal in candidates
+             if not deal["reasons"] and deal["deal_id"] not in planned]
+    conflicts = _plan_setups(conn, writes, plan, valid, dag_run_id) if valid else []
+    invalid = [deal for deal in candidates if deal["reasons"]] + conflicts
     exception_queue.sync_rule(conn, DEAL_RULE, {deal["deal_id"]: _invalid_details(deal)
                                                 for deal in invalid}, plan.as_of,
                               checked_by=f"psops_writeback (run {dag_run_id})")
     plan.invalid_deals = [{"deal_id": deal["deal_id"], "deal_name": deal["deal_name"],
                            "reasons": deal["reasons"], "amount": _amount(deal["amount"]),
                            "currency": deal["currency"]} for deal in invalid]
-    planned = set(_values(conn, "SELECT deal_id FROM ops.outbox WHERE kind = 'psa_project'"))
-    valid = [deal for deal in candidates
-             if not deal["reasons"] and deal["deal_id"] not in planned]
-    if not valid:
-        return
+
+
+def _plan_setups(conn, writes: SourceWrites, plan: Plan, deals: list[dict],
+                 dag_run_id: str | None) -> list[dict]:
+    """Each deal's three set-up rows, all or none; the deals that could not be planned
+    (a key conflict), with their reason."""
+    conflicts = []
     next_number = _highest_code_number(conn, writes) + 1
-    for deal in valid:
+    for deal in deals:
         code = f"PRJ-{next_number:05d}"
+        try:
+            with conn.transaction():
+                for write in _setup_writes(deal, code):
+                    if outbox.add(conn, write, dag_run_id, decided_by=SETUP_DECIDED_BY) is None:
+                        raise SetupKeyConflict(_conflict_text(conn, deal["deal_id"], write))
+        except SetupKeyConflict as conflict:
+            log.error("deal %s NOT set up: %s", deal["deal_id"], conflict)
+            conflicts.append({**deal, "reasons": [KEY_CONFLICT], "conflict": str(conflict)})
+            continue
         next_number += 1
-        with conn.transaction():
-            for write in _setup_writes(deal, code):
-                outbox.add(conn, write, dag_run_id, decided_by=SETUP_DECIDED_BY)
         plan.new_setups.append({"deal_id": deal["deal_id"], "deal_name": deal["deal_name"],
                                 "project_code": code, "billing_type": deal["billing_type"],
                                 "amount": _amount(deal["amount"]), "currency": deal["currency"]})
+    return conflicts
+
+
+def _conflict_text(conn, deal_id: str, write: PlannedWrite) -> str:
+    (holder,) = _query(conn, """SELECT purpose, deal_id, project_code, record_key, status
+                                FROM ops.outbox WHERE idempotency_key = %s""",
+                       (write.idempotency_key,))
+    return (f"the outbox already holds {write.idempotency_key} ({holder['purpose']}, deal "
+            f"{holder['deal_id'] or '-'}, project {holder['project_code'] or '-'}, record "
+            f"{holder['record_key'] or '-'}, {holder['status']}): the {write.kind} step of deal "
+            f"{deal_id} would follow another write")
 
 
 def _invalid_details(deal: dict) -> dict:
-    return {"reasons": deal["reasons"], "deal_name": deal["deal_name"],
-            "company_id": deal["company_id"], "amount": _amount(deal["amount"]),
-            "billing_type": deal["billing_type"], "region": deal["region"]}
+    details = {"reasons": deal["reasons"], "deal_name": deal["deal_name"],
+               "company_id": deal["company_id"], "amount": _amount(deal["amount"]),
+               "billing_type": deal["billing_type"], "region": deal["region"]}
+    if deal.get("conflict"):
+        details["conflict"] = deal["conflict"]
+    return details
 
 
 def _highest_code_number(conn, writes: SourceWrites) -> int:
-    """The highest project code the PSA has: the warehouse's, codes this outbox already
-    gave out, and the PSA's projects changed since the warehouse last saw one."""
-    known = _values(conn, """SELECT code FROM curated.projects
-                             UNION SELECT payload->>'code' FROM ops.outbox
-                             WHERE kind = 'psa_project'""")
-    (since,) = _values(conn, "SELECT max(source_updated_at) FROM curated.projects")
+    """The highest project code the PSA has: every code the PSA ever returned (every
+    version in raw, quarantined projects too), every code this outbox gave out or named,
+    and the codes of the PSA's projects changed since the ingest's watermark (minus its
+    overlap, as the ingest asks). Not max(source_updated_at): a project dated in the
+    future would put "since" past every newer project."""
+    known = _values(conn, """SELECT payload->>'code' FROM ops.outbox WHERE kind = 'psa_project'
+                             UNION SELECT project_code FROM ops.outbox""")
+    stream = catalogue.system("psa").stream("projects")
+    if _values(conn, "SELECT to_regclass(%s)", (f"raw.{stream.raw_table}",))[0] is not None:
+        table = sql.Identifier("raw", stream.raw_table)
+        known += _values(conn, sql.SQL("SELECT DISTINCT payload->>'code' FROM {}").format(table))
+    watermark = _values(conn, "SELECT watermark - make_interval(mins => %s) FROM ops.watermarks "
+                              "WHERE system = 'psa' AND stream = %s",
+                        (stream.overlap_minutes, stream.name))
+    since = watermark[0] if watermark else None
     known += writes.project_codes_updated_since(
         since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if since else None)
     numbers = [int(match.group(1)) for code in known

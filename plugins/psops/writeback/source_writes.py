@@ -64,6 +64,9 @@ class SourceWrites:
         record = response.json()
         return Found(str(record["id"]), record)
 
+    def get_project(self, project_id: str) -> dict:
+        return self.hook("psa").request("GET", f"/v2/projects/{_segment(project_id)}").json()
+
     def project_codes_updated_since(self, since: str | None) -> list[str]:
         """Codes of PSA projects changed since `since` (all when None): the newest codes
         may not have reached the warehouse yet."""
@@ -116,6 +119,12 @@ class SourceWrites:
 
     def get_time_entry(self, entry_id: str) -> dict:
         return self.hook("psa").request("GET", f"/v2/time_entries/{_segment(entry_id)}").json()
+
+    def find_time_entry(self, entry_id: str) -> dict | None:
+        """The time entry as the PSA holds it now (None: it is gone)."""
+        response = self.hook("psa").request(
+            "GET", f"/v2/time_entries/{_segment(entry_id)}", accept_statuses={404})
+        return None if response.status_code == 404 else response.json()
 
 
 def _segment(record_id) -> str:

@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 from psops.db import warehouse_connection
 from psops.formatting import worth_text
-from psops.writeback import alerts, approval, outbox, planner
+from psops.writeback import alerts, approval, delivery, outbox, planner
 from psops.writeback.source_writes import SourceWrites
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,13 @@ def plan(as_of: date, dag_run_id: str | None) -> dict:
 
 
 def _apply(purpose: str, batch_id: str | None = None,
-           earlier_tries_since: datetime | None = None) -> outbox.ApplyReport:
+           earlier_tries_since: datetime | None = None) -> tuple[outbox.ApplyReport, list[dict]]:
+    """Send the sendable rows; first, the rows whose record is no longer what the plan saw
+    (a rate fix's time entry re-read from the PSA) are `skipped`, listed second."""
     writes = SourceWrites()
     with warehouse_connection(autocommit=True) as conn:
+        skipped = outbox.skip_stale(conn, lambda row: delivery.reason_to_skip(writes, row),
+                                    purpose=purpose, batch_id=batch_id)
         report = outbox.apply_outbox(conn, writes, purpose=purpose, batch_id=batch_id)
         if earlier_tries_since is not None:
             seen = {c["key"] for c in report.confirmed}
@@ -70,13 +74,13 @@ def _apply(purpose: str, batch_id: str | None = None,
                 log.info("%d writes were confirmed by earlier tries of this run", len(earlier))
             report.confirmed = earlier + report.confirmed
     log.info("API requests: %s", writes.metrics())
-    return report
+    return report, skipped
 
 
 def set_up_projects(*, earlier_tries_since: datetime | None = None) -> dict:
     """Send the deal set-up rows: PSA project, ERP job, CRM link, in order per deal."""
-    report = _apply("deal_setup", earlier_tries_since=earlier_tries_since)
-    result = report.as_dict()
+    report, skipped = _apply("deal_setup", earlier_tries_since=earlier_tries_since)
+    result = {**report.as_dict(), "skipped": skipped}
     projects = [c for c in report.confirmed if c["kind"] == "psa_project"]
     created = ", ".join(f"{p['project_code']} = {p['remote_id']}" for p in projects)
     result["summary"] = (
@@ -90,14 +94,15 @@ def set_up_projects(*, earlier_tries_since: datetime | None = None) -> dict:
 
 def apply_corrections(*, earlier_tries_since: datetime | None = None) -> dict:
     """Send the approved corrections (automatic or decided earlier)."""
-    report = _apply("correction", earlier_tries_since=earlier_tries_since)
-    result = report.as_dict()
+    report, skipped = _apply("correction", earlier_tries_since=earlier_tries_since)
+    result = {**report.as_dict(), "skipped": skipped}
     worth = worth_text(report.confirmed)
     result["summary"] = (
         f"corrections applied: {len(report.confirmed)} worth {worth} "
         f"({_count(report.confirmed, 'erp_job')} ERP jobs, "
         f"{_count(report.confirmed, 'erp_billing_line')} billing lines, "
         f"{_count(report.confirmed, 'psa_time_entry_rate')} rate fixes); "
+        f"{len(skipped)} skipped (changed since the plan), "
         f"{len(report.failed)} failed (retried), {len(report.waiting)} waiting")
     return _finish(result)
 
@@ -123,7 +128,8 @@ def run_summary(plan: dict, setup: dict, corrections: dict, digest: dict) -> str
         f"psops_writeback {plan['as_of']}: created "
         f"{_count(setup['confirmed'], 'psa_project')} projects, {jobs} ERP jobs, "
         f"{_count(corrections['confirmed'], 'erp_billing_line')} billing lines; "
-        f"{_count(corrections['confirmed'], 'psa_time_entry_rate')} rates corrected; "
+        f"{_count(corrections['confirmed'], 'psa_time_entry_rate')} rates corrected, "
+        f"{len(corrections.get('skipped') or [])} writes skipped (changed since the plan); "
         f"{len(plan['held_corrections'])} corrections awaiting finance"
         + (f" (batch {plan['batch_id']})" if plan.get("batch_id") else "")
         + f"; {len(setup['failed']) + len(corrections['failed'])} writes failed; "
@@ -149,11 +155,13 @@ def decide_batch(described: dict, answer: dict | None, approval_run_id: str, *,
                f"{outcome['decided_by']}")
     if not outcome["apply"]:
         return _finish({**outcome, **outbox.ApplyReport().as_dict(),
-                        "summary": f"{decided}: {outcome['rows']} corrections not applied"})
-    report = _apply("correction", outcome["batch_id"], earlier_tries_since)
+                        "summary": outcome.get("too_late")
+                        or f"{decided}: {outcome['rows']} corrections not applied"})
+    report, skipped = _apply("correction", outcome["batch_id"], earlier_tries_since)
     worth = worth_text(report.confirmed)
     return _finish({
-        **outcome, **report.as_dict(),
+        **outcome, **report.as_dict(), "skipped": skipped,
         "summary": f"{decided}: {len(report.confirmed)} corrections applied worth {worth}, "
+                   f"{len(skipped)} skipped (changed since the plan), "
                    f"{len(report.failed)} failed (retried by Airflow and the next psops_writeback), "
                    f"{len(report.waiting)} waiting"})

@@ -5,14 +5,19 @@ A write that ended `failed` in this try, or a digest the webhook did not take, f
 the task AFTER everything was recorded (outbox rows, `ops.alert_digests`): the result
 is still pushed as the task's XCom for the tasks that run anyway, then WritesFailed /
 DigestNotDelivered is raised, so Airflow retries the task. A retry sends only the
-outbox's sendable rows (lookup first): a confirmed write is never sent again.
+outbox's sendable rows (lookup first): a confirmed write is never sent again. A write
+given up in this try (`dead`, PSOPS_OUTBOX_MAX_ATTEMPTS) fails the task the same way; the
+retry does not send it again.
+
+An approval answer that came too late (the batch had expired or was decided) fails the
+approval task with AnswerTooLate, without retries: the approver reads why in the task.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from psops.oncall import first_line
 
@@ -26,6 +31,11 @@ class WritesFailed(AirflowException):
 class DigestNotDelivered(AirflowException):
     """The webhook did not take the digest (recorded in ops.alert_digests, items not marked
     alerted); Airflow retries the task."""
+
+
+class AnswerTooLate(AirflowFailException):
+    """Finance's answer came after the batch expired or was decided: nothing was recorded
+    or applied. Not retried (a retry cannot be in time)."""
 
 
 def earlier_tries_since(context) -> datetime | None:
@@ -46,15 +56,25 @@ def _fail_after_recording(result: dict, ti, error: AirflowException):
 
 
 def fail_if_writes_failed(result: dict, ti=None) -> dict:
-    """The step's result, unless a write of this try failed: then WritesFailed."""
+    """The step's result, unless a write of this try failed or was given up (`dead`):
+    then WritesFailed."""
     failed, confirmed, waiting = result["failed"], result["confirmed"], result["waiting"]
-    if failed:
-        first = failed[0]
+    dead = result.get("dead") or []
+    if failed or dead:
+        first = (failed or dead)[0]
+        dead_note = f", {len(dead)} given up (ops.outbox status 'dead')" if dead else ""
         waiting_note = f", {len(waiting)} waiting" if waiting else ""
         _fail_after_recording(result, ti, WritesFailed(
-            f"{len(failed)} of {len(failed) + len(confirmed)} writes failed "
-            f"(ops.outbox status 'failed'{waiting_note}); first: {first['description']}: "
-            f"{first_line(first['note'], missing='no answer')}"))
+            f"{len(failed) + len(dead)} of {len(failed) + len(dead) + len(confirmed)} writes "
+            f"failed (ops.outbox status 'failed'{dead_note}{waiting_note}); first: "
+            f"{first['description']}: {first_line(first['note'], missing='no answer')}"))
+    return result
+
+
+def fail_if_too_late(result: dict) -> dict:
+    """The approval step's result, unless the answer came too late: then AnswerTooLate."""
+    if result.get("too_late"):
+        raise AnswerTooLate(result["too_late"])
     return result
 
 
