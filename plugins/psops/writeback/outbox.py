@@ -85,10 +85,11 @@ class ApplyReport:
     failed: list[dict] = field(default_factory=list)
     waiting: list[dict] = field(default_factory=list)
     dead: list[dict] = field(default_factory=list)  # given up in this try
+    skipped: list[dict] = field(default_factory=list)  # stale before sending (skip_stale)
 
     def as_dict(self) -> dict:
         return {"confirmed": self.confirmed, "failed": self.failed, "waiting": self.waiting,
-                "dead": self.dead}
+                "dead": self.dead, "skipped": self.skipped}
 
 
 _RETURNING_ENTRY = sql.SQL("RETURNING id, idempotency_key, project_code, kind, worth, batch_id")

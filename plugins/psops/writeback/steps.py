@@ -57,14 +57,15 @@ def plan(as_of: date, dag_run_id: str | None) -> dict:
 
 
 def _apply(purpose: str, batch_id: str | None = None,
-           earlier_tries_since: datetime | None = None) -> tuple[outbox.ApplyReport, list[dict]]:
+           earlier_tries_since: datetime | None = None) -> outbox.ApplyReport:
     """Send the sendable rows; first, the rows whose record is no longer what the plan saw
-    (a rate fix's time entry re-read from the PSA) are `skipped`, listed second."""
+    (a rate fix's time entry re-read from the PSA) are `skipped` (report.skipped)."""
     writes = SourceWrites()
     with warehouse_connection(autocommit=True) as conn:
         skipped = outbox.skip_stale(conn, lambda row: delivery.reason_to_skip(writes, row),
                                     purpose=purpose, batch_id=batch_id)
         report = outbox.apply_outbox(conn, writes, purpose=purpose, batch_id=batch_id)
+        report.skipped = skipped
         if earlier_tries_since is not None:
             seen = {c["key"] for c in report.confirmed}
             earlier = [c for c in outbox.confirmed_since(conn, earlier_tries_since,
@@ -74,13 +75,13 @@ def _apply(purpose: str, batch_id: str | None = None,
                 log.info("%d writes were confirmed by earlier tries of this run", len(earlier))
             report.confirmed = earlier + report.confirmed
     log.info("API requests: %s", writes.metrics())
-    return report, skipped
+    return report
 
 
 def set_up_projects(*, earlier_tries_since: datetime | None = None) -> dict:
     """Send the deal set-up rows: PSA project, ERP job, CRM link, in order per deal."""
-    report, skipped = _apply("deal_setup", earlier_tries_since=earlier_tries_since)
-    result = {**report.as_dict(), "skipped": skipped}
+    report = _apply("deal_setup", earlier_tries_since=earlier_tries_since)
+    result = report.as_dict()
     projects = [c for c in report.confirmed if c["kind"] == "psa_project"]
     created = ", ".join(f"{p['project_code']} = {p['remote_id']}" for p in projects)
     result["summary"] = (
@@ -94,15 +95,15 @@ def set_up_projects(*, earlier_tries_since: datetime | None = None) -> dict:
 
 def apply_corrections(*, earlier_tries_since: datetime | None = None) -> dict:
     """Send the approved corrections (automatic or decided earlier)."""
-    report, skipped = _apply("correction", earlier_tries_since=earlier_tries_since)
-    result = {**report.as_dict(), "skipped": skipped}
+    report = _apply("correction", earlier_tries_since=earlier_tries_since)
+    result = report.as_dict()
     worth = worth_text(report.confirmed)
     result["summary"] = (
         f"corrections applied: {len(report.confirmed)} worth {worth} "
         f"({_count(report.confirmed, 'erp_job')} ERP jobs, "
         f"{_count(report.confirmed, 'erp_billing_line')} billing lines, "
         f"{_count(report.confirmed, 'psa_time_entry_rate')} rate fixes); "
-        f"{len(skipped)} skipped (changed since the plan), "
+        f"{len(report.skipped)} skipped (changed since the plan), "
         f"{len(report.failed)} failed (retried), {len(report.waiting)} waiting")
     return _finish(result)
 
@@ -157,11 +158,11 @@ def decide_batch(described: dict, answer: dict | None, approval_run_id: str, *,
         return _finish({**outcome, **outbox.ApplyReport().as_dict(),
                         "summary": outcome.get("too_late")
                         or f"{decided}: {outcome['rows']} corrections not applied"})
-    report, skipped = _apply("correction", outcome["batch_id"], earlier_tries_since)
+    report = _apply("correction", outcome["batch_id"], earlier_tries_since)
     worth = worth_text(report.confirmed)
     return _finish({
-        **outcome, **report.as_dict(), "skipped": skipped,
+        **outcome, **report.as_dict(),
         "summary": f"{decided}: {len(report.confirmed)} corrections applied worth {worth}, "
-                   f"{len(skipped)} skipped (changed since the plan), "
+                   f"{len(report.skipped)} skipped (changed since the plan), "
                    f"{len(report.failed)} failed (retried by Airflow and the next psops_writeback), "
                    f"{len(report.waiting)} waiting"})
