@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: venv demo up down status ui ui-stop test test-db lint bench bench-ingest bench-transform soak sandbox screenshots warehouse-stop pins clean help
+.PHONY: venv demo up down status ui ui-stop test test-db lint bench bench-ingest bench-transform bench-scale soak sandbox screenshots warehouse-stop pins clean help
 
 help:
 	@echo "make demo   - set up, start the local stack, run the pipeline under the scheduler, print a summary"
@@ -16,7 +16,7 @@ help:
 	@echo "make status - what of the local stack runs, its URLs and logs"
 	@echo "make sandbox - the source-system sandbox in the foreground (ports and AIRFLOW_CONN_* printed)"
 	@echo "make lint   - ruff (with the Airflow 3 AIR rules)"
-	@echo "make bench  - benchmarks (parse cost of dags/)"
+	@echo "make bench  - benchmarks (parse cost of dags/); bench-ingest, bench-transform, bench-scale"
 	@echo "make soak   - 50 cycles of source changes -> ingest -> transform -> write-back under faults"
 	@echo "              and kills, invariants checked after each (CYCLES=N SEED=S to vary)"
 	@echo "make pins   - re-resolve requirements.txt (runtime) and requirements-dev.txt (runtime + dev tools)"
@@ -65,7 +65,7 @@ screenshots: venv
 	PSOPS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest -q -m browser
 
 test: venv
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 # The database tests only (CI runs them again against an external PostgreSQL).
 test-db: venv
@@ -82,6 +82,11 @@ bench-ingest: venv
 
 bench-transform: venv
 	$(VENV)/bin/python benchmarks/transform_scale.py
+
+# The whole pipeline at 100,000 / 1,000,000 / 3,000,000 time entries (SIZES=a,b,c).
+SIZES ?= 100000,1000000,3000000
+bench-scale: venv
+	$(VENV)/bin/python benchmarks/pipeline_scale.py --sizes $(SIZES)
 
 # Not part of `make test` (tests/test_soak.py runs 3 cycles there).
 soak: venv

@@ -9,6 +9,7 @@ from airflow.sdk import (
     AssetAll,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
+    Param,
     dag,
     get_current_context,
     task,
@@ -45,9 +46,13 @@ trigger time for Asset-triggered runs, in UTC):
 2. **quality_gates** - every rule of `include/quality_rules.yaml`. Records failing
    an *error* rule are quarantined (left out of every number) and listed in
    `ops.exceptions`; warnings are listed but kept. A problem that is fixed at the
-   source is marked `resolved` on the next run. Great Expectations Data Docs are
-   written to `$PSOPS_DATA_DOCS_DIR` (default `build/data_docs`).
-3. **publish_marts** - `curated.*` and, for the as-of date only,
+   source is marked `resolved` on the next run. Great Expectations validates the
+   records changed since the last publish (the whole tables after a full mark and
+   once a week); Data Docs are written to `$PSOPS_DATA_DOCS_DIR` (default
+   `build/data_docs`).
+3. **publish_marts** - `curated.*` (only the records changed or newly quarantined or
+   released since the last publish; every row after a migration, a large load, or when
+   triggered with the param `full_rebuild`) and, for the as-of date only,
    `marts.utilization_weekly`, `marts.timesheet_compliance`,
    `marts.billing_readiness` (+ `marts.billing_readiness_blockers`: each blocked
    item -> reason -> the record to fix), `marts.process_kpis`,
@@ -83,6 +88,10 @@ the next one.
     max_active_runs=1,
     deadline=marts_deadline_alert(),
     doc_md=DOC,
+    params={"full_rebuild": Param(
+        False, type="boolean", title="Full rebuild of curated",
+        description="Compare every curated row with staging, not only the records "
+                    "changed since the last publish (both give the same tables).")},
     tags=["psops", "transform", "quality", "marts"],
 )
 def psops_transform():
@@ -127,7 +136,8 @@ def psops_transform():
         from psops.transform import steps
 
         as_of = date.fromisoformat(gated["as_of"])
-        counts = steps.publish(as_of, gated["transform_run_id"])
+        full = bool(get_current_context()["params"].get("full_rebuild"))
+        counts = steps.publish(as_of, gated["transform_run_id"], full=full)
         return {**gated, "summary": steps.publish_summary(as_of, counts)}
 
     @task(outlets=[MARTS])

@@ -33,6 +33,7 @@ from psycopg.rows import namedtuple_row, scalar_row
 from psops.catalogue import raw_asset_uris, system_names
 from psops.settings import MARTS_ASSET_URI, TEST_REDIS_URL
 from tests.conftest import REPO_ROOT
+from tests.writeback.helpers import parked_approvals
 
 sys.path.insert(0, str(REPO_ROOT / "bin"))
 import psops_demo  # noqa: E402
@@ -230,9 +231,8 @@ def held_batch(stack: Stack) -> str:
 def finance_approves(stack: Stack, batch_id: str) -> None:
     """The held batch: refused for a non-finance user, approved by finance."""
     admin, finance, engineer = stack.api("admin"), stack.api("finance"), stack.api("engineer")
-    detail = wait_for("the approval waiting for finance", lambda: [
-        d for d in finance.get("/dags/psops_approve_corrections/dagRuns/~/hitlDetails")[
-            "hitl_details"] if not d["response_received"] and batch_id in (d["body"] or "")])[0]
+    detail = wait_for("the approval waiting for finance", lambda: parked_approvals(
+        finance.get("/dags/psops_approve_corrections/dagRuns/~/hitlDetails"), batch_id))[0]
     run_id = detail["task_instance"]["dag_run_id"]
     answer = (f"/dags/psops_approve_corrections/dagRuns/{run_id}/taskInstances/"
               "finance_approval/-1/hitlDetails")

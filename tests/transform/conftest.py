@@ -19,6 +19,7 @@ RAW_TABLES = tuple(stream.raw_table for stream in catalogue.streams())
 RESET_TABLES = (
     "ops.exceptions", "ops.quality_results", "ops.transform_runs", "ops.transform_watermarks",
     "ops.watermarks", "ops.ingest_runs", "confidential.employee_cost_rates",
+    "ops.curated_pending", "ops.curated_full_sync",
 )
 SCHEMAS_TO_EMPTY = ("staging", "curated", "marts")
 

@@ -48,3 +48,25 @@ def test_gx_and_sql_find_the_same_failures(wh, raw, tmp_path):
             "project.missing_erp_code", "project.billing_type_enum", "deal.closed_won_without_project",
             "employee.missing_standard_hours", "employee.hire_date_invalid"} <= failing
     assert (docs / "index.html").exists()
+
+
+def test_gx_validates_the_changed_records_and_the_whole_table_once_a_week(wh, raw, tmp_path):
+    load_hris(raw, [hris_employee(1, U)])
+    raw.load("psa_projects", [psa_project(1, "PRJ-00001")])
+    raw.load("psa_time_entries", [time_entry(i, "2026-03-02", 4, U) for i in range(1, 6)])
+    run_transform(AS_OF, with_gx=True, docs_dir=tmp_path)
+    raw.load("psa_time_entries", [time_entry(6, "2026-03-02", 30, U)])  # one new, failing
+    second = run_transform(AS_OF, with_gx=True, docs_dir=tmp_path)
+
+    def result(run_id, rule_id):
+        return records(wh, "SELECT scope, element_count, unexpected_count, sql_failing_count "
+                           "FROM ops.quality_results WHERE transform_run_id = %s AND rule_id = %s",
+                       run_id, rule_id)[0]
+
+    assert result(second.run_id, "time_entry.hours_range") == {
+        "scope": "changed", "element_count": 1, "unexpected_count": 1, "sql_failing_count": 1}
+    assert result(second.run_id, "employee.status_enum")["scope"] == "table"  # HRIS snapshot
+    wh.execute("UPDATE ops.quality_results SET validated_at = validated_at - interval '8 days'")
+    third = run_transform(AS_OF, with_gx=True, docs_dir=tmp_path)
+    assert result(third.run_id, "time_entry.hours_range") == {
+        "scope": "table", "element_count": 6, "unexpected_count": 1, "sql_failing_count": 1}

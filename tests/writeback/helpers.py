@@ -72,3 +72,13 @@ def records_in_sandbox(sandbox) -> Counter:
     for line in data.erp["billingMilestone"].all():
         counts[("erp_billing_line", line["externalId"])] += 1
     return counts
+
+
+def parked_approvals(listing: dict, marker: str) -> list[dict]:
+    """The unanswered approval requests of a hitlDetails listing whose body names `marker`
+    and whose task is parked awaiting input, as the Required actions page offers them.
+    Answering before the task is parked races its park on a SQLite metadata DB (the
+    answer is recorded, the task then parks and waits for ever)."""
+    return [d for d in listing["hitl_details"]
+            if not d["response_received"] and marker in (d["body"] or "")
+            and d["task_instance"]["state"] == "awaiting_input"]

@@ -15,7 +15,7 @@ import pytest
 
 from psops.writeback import steps
 from tests.conftest import BIN_AIRFLOW, REPO_ROOT
-from tests.writeback.helpers import AS_OF, outbox_rows, warehouse
+from tests.writeback.helpers import AS_OF, outbox_rows, parked_approvals, warehouse
 from tests.writeback.helpers import plan_writes as _plan
 
 pytestmark = pytest.mark.db
@@ -166,8 +166,7 @@ def _waiting_request(base: str, headers: dict, batch_id: str, proc) -> dict:
         listing = requests.get(f"{base}/api/v2/dags/psops_approve_corrections/dagRuns/~/"
                                "hitlDetails", headers=headers, timeout=10)
         listing.raise_for_status()
-        waiting = [d for d in listing.json()["hitl_details"]
-                   if not d["response_received"] and batch_id in (d["body"] or "")]
+        waiting = parked_approvals(listing.json(), batch_id)
         if waiting:
             return waiting[0]
         assert proc.poll() is None, proc.communicate()[0][-5000:]

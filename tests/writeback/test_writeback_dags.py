@@ -21,6 +21,7 @@ from tests.writeback.helpers import (
     AS_OF,
     applied_creates,
     outbox_rows,
+    parked_approvals,
     plan_writes,
     records_in_sandbox,
 )
@@ -122,8 +123,7 @@ def _answer(stack, run_marker: str, option: str, proc, params=None) -> dict:
         listing = requests.get(f"{base}/api/v2/dags/psops_approve_corrections/dagRuns/~/hitlDetails",
                                headers=headers, timeout=10)
         listing.raise_for_status()
-        waiting = [d for d in listing.json()["hitl_details"] if not d["response_received"]
-                   and run_marker in (d["body"] or "")]
+        waiting = parked_approvals(listing.json(), run_marker)
         if waiting:
             break
         assert proc.poll() is None, proc.communicate()[0][-5000:]

@@ -1,7 +1,12 @@
 """Quality gates, Great Expectations side: the suites in expectations/*.json (generated
 from the rule catalogue) validated against the staging tables in PostgreSQL (SQL
 pushdown), all suites in one checkpoint, results kept in ops.quality_results next to the
-SQL count of failing records of the same rule, Data Docs built into a folder.
+SQL count of failing records of the same rule, Data Docs built into a folder. A suite
+validates the records changed since the last publish, or its whole table after a full
+mark or once a week (validation_scopes; ops.quality_results.scope says which; the SQL
+count is always over the whole table). A record failing only because another entity
+changed (a termination date moving) shows in GX at the next whole-table validation; the
+SQL side, which keeps the exception queue, checks every record on every run.
 
 GX reports at most 20 failing keys per expectation: the authoritative list of failing
 records (exceptions, quarantine) comes from the SQL side (quality.py).
@@ -12,12 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+
+from psycopg import sql
 
 from psops.settings import SUITES_DIR
 from psops.transform.quality import GateReport
-from psops.transform.rules import AS_OF_TOKEN, Catalogue, load_catalogue, render_suites
+from psops.transform.rules import (
+    AS_OF_TOKEN,
+    Catalogue,
+    load_catalogue,
+    render_suites,
+    suite_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +85,35 @@ def _build_context(url: str, docs_dir: Path):
     return gx, context, datasource
 
 
-def run_gx(as_of: date, docs_dir: Path) -> list[dict]:
-    """Validate every suite in the `warehouse` connection's database; return one dict
+#: a suite validated only on changed records for this long is validated whole again
+WHOLE_TABLE_EVERY = timedelta(days=7)
+WHOLE_TABLE, CHANGED = "table", "changed"
+
+
+def validation_scopes(conn, catalogue: Catalogue) -> dict[str, str]:
+    """Entity -> WHOLE_TABLE or CHANGED (the records noted in ops.curated_pending): the
+    whole table for an entity marked for a full comparison (ops.curated_full_sync) or
+    whose suite had no whole-table validation within WHOLE_TABLE_EVERY."""
+    marked = {entity for (entity,) in conn.execute("SELECT entity FROM ops.curated_full_sync")}
+    recent = {suite for (suite,) in conn.execute(
+        "SELECT DISTINCT suite FROM ops.quality_results "
+        "WHERE scope = 'table' AND validated_at > now() - %s", (WHOLE_TABLE_EVERY,))}
+    return {name: WHOLE_TABLE if "*" in marked or name in marked
+            or suite_name(name) not in recent else CHANGED
+            for name in catalogue.entities}
+
+
+def _changed_records_query(entity) -> str:
+    return sql.SQL(
+        "SELECT t.* FROM {table} t WHERE t.{key}::text IN (SELECT record_key FROM "
+        "ops.curated_pending WHERE entity = {entity})"
+    ).format(table=sql.Identifier("staging", entity.table), key=sql.Identifier(entity.key),
+             entity=sql.Literal(entity.name)).as_string(None)
+
+
+def run_gx(as_of: date, docs_dir: Path, scopes: dict[str, str] | None = None) -> list[dict]:
+    """Validate every suite in the `warehouse` connection's database, on the whole table
+    or the changed records as `scopes` says (whole tables when None); return one dict
     per expectation result."""
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
@@ -86,8 +126,12 @@ def run_gx(as_of: date, docs_dir: Path) -> list[dict]:
     definitions = []
     for name, suite_json in load_suite_dicts(as_of, catalogue=catalogue).items():
         entity = catalogue.entity(name)
-        asset = datasource.add_table_asset(name=entity.table, table_name=entity.table,
-                                           schema_name="staging")
+        if (scopes or {}).get(name, WHOLE_TABLE) == WHOLE_TABLE:
+            asset = datasource.add_table_asset(name=entity.table, table_name=entity.table,
+                                               schema_name="staging")
+        else:
+            asset = datasource.add_query_asset(name=f"{entity.table} (changed records)",
+                                               query=_changed_records_query(entity))
         batch = asset.add_batch_definition_whole_table(f"{entity.table}_all")
         suite = context.suites.add(gx.ExpectationSuite(
             name=suite_json["name"],
@@ -110,7 +154,7 @@ def run_gx(as_of: date, docs_dir: Path) -> list[dict]:
             for expectation_result in validation.results]
 
 
-def _result_row(suite_name: str, expectation_result) -> dict:
+def _result_row(suite: str, expectation_result) -> dict:
     config = expectation_result.expectation_config
     meta = config.meta or {}
     result = expectation_result.result or {}
@@ -118,7 +162,7 @@ def _result_row(suite_name: str, expectation_result) -> dict:
     observed = result.get("observed_value") if config.type == "unexpected_rows_expectation" \
         else None
     return {
-        "suite": suite_name,
+        "suite": suite,
         "rule_id": meta.get("rule_id"),
         "severity": meta.get("severity"),
         "expectation_type": config.type,
@@ -135,7 +179,11 @@ def _result_row(suite_name: str, expectation_result) -> dict:
 def validate_suites(conn, as_of: date, run_id: int | None, docs_dir: Path,
                     report: GateReport | None = None) -> list[dict]:
     """Run GX and keep the results in ops.quality_results (with the SQL failing count)."""
-    rows = run_gx(as_of, docs_dir)
+    catalogue = load_catalogue()
+    with conn.transaction():  # not left open while GX runs
+        scopes = validation_scopes(conn, catalogue)
+    rows = run_gx(as_of, docs_dir, scopes)
+    scope_of_suite = {suite_name(name): scope for name, scope in scopes.items()}
     sql_counts = {rule.rule_id: rule.failing for rule in report.rules} if report else {}
     with conn.transaction():
         for row in rows:
@@ -143,18 +191,21 @@ def validate_suites(conn, as_of: date, run_id: int | None, docs_dir: Path,
                 """INSERT INTO ops.quality_results
                        (transform_run_id, as_of, suite, rule_id, severity, expectation_type,
                         success, element_count, unexpected_count, partial_unexpected,
-                        sql_failing_count)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                        sql_failing_count, scope)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                 (run_id, as_of, row["suite"], row["rule_id"], row["severity"],
                  row["expectation_type"], row["success"], row["element_count"],
                  _as_int(row["unexpected_count"]) if row["unexpected_count"] is not None
                  else (0 if row["success"] else None),
                  json.dumps(row["partial_unexpected"], default=str),
-                 sql_counts.get(row["rule_id"])),
+                 sql_counts.get(row["rule_id"]), scope_of_suite.get(row["suite"], WHOLE_TABLE)),
             )
     failed = [row for row in rows if not row["success"]]
-    log.info("GX: %d expectations over %d suites, %d failed; Data Docs in %s",
-             len(rows), len({row["suite"] for row in rows}), len(failed), docs_dir)
+    changed_only = sorted(name for name, scope in scopes.items() if scope == CHANGED)
+    log.info("GX: %d expectations over %d suites, %d failed; %s; Data Docs in %s",
+             len(rows), len({row["suite"] for row in rows}), len(failed),
+             f"changed records only for {', '.join(changed_only)}" if changed_only
+             else "whole tables", docs_dir)
     return rows
 
 

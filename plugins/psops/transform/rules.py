@@ -181,6 +181,11 @@ def load_catalogue(path: Path = QUALITY_RULES_PATH) -> Catalogue:
 # --------------------------------------------------------------------------
 
 
+def suite_name(entity_name: str) -> str:
+    """The GX suite of an entity (expectations/<entity>.json, ops.quality_results.suite)."""
+    return f"psops.{entity_name}"
+
+
 def failing_records_sql(rule: Rule, catalogue: Catalogue) -> sql.Composed:
     """SELECT record_key, details of EVERY record failing the rule (param: as_of); the
     details are the rule's `details` columns as a JSON object keyed by column name."""
@@ -220,7 +225,7 @@ def expectation_config(rule: Rule) -> dict:
 
 def suite_dict(entity: Entity, catalogue: Catalogue) -> dict:
     return {
-        "name": f"psops.{entity.name}",
+        "name": suite_name(entity.name),
         "expectations": [expectation_config(r) for r in catalogue.rules_of(entity.name)],
         "meta": {
             "generated_from": "include/quality_rules.yaml",

@@ -18,8 +18,10 @@ succeeds goes on with the same run, which `publish` marks succeeded.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -108,10 +110,12 @@ def check_quality(as_of: date, run_id: int, *, with_gx: bool = False,
     gate raises CriticalGateFailed and commits no exception row. Then, `with_gx`, the GX
     suites (results in ops.quality_results, Data Docs built in `docs_dir`, default
     PSOPS_DATA_DOCS_DIR): only for a check that passed the gates, like the exceptions."""
+    gx_import = _import_in_background("great_expectations") if with_gx else None
     with _failure_marks_run(run_id):
         with _locked_transaction() as conn:
             report = quality.run_sql_gates(conn, as_of, run_id)
-        if with_gx:
+        if gx_import:
+            gx_import.join()  # never two imports of GX at once (its modules import in circles)
             from psops.transform.gx_validation import validate_suites
 
             docs_dir = docs_dir or DATA_DOCS_DIR.path()
@@ -122,6 +126,21 @@ def check_quality(as_of: date, run_id: int, *, with_gx: bool = False,
     return report
 
 
+def _import_in_background(module: str) -> threading.Thread:
+    """Import `module` in a thread (importing GX costs seconds of CPU, overlapped so with
+    the SQL gates' wait on PostgreSQL). A failed import is only logged here: the import
+    where the module is used raises it."""
+    def import_module() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - raised again where it is used
+            log.debug("background import of %s failed", module, exc_info=True)
+
+    thread = threading.Thread(target=import_module, name=f"import-{module}", daemon=True)
+    thread.start()
+    return thread
+
+
 def gate_summary(report: GateReport) -> str:
     return (
         f"quality gates passed: {report.open_errors} records quarantined (error), "
@@ -130,11 +149,12 @@ def gate_summary(report: GateReport) -> str:
     )
 
 
-def publish(as_of: date, run_id: int) -> dict[str, int]:
-    """Curated (staging minus quarantine) and the marts of as_of, in one transaction;
-    the run succeeded. Returns the rows of each mart table for as_of."""
+def publish(as_of: date, run_id: int, *, full: bool = False) -> dict[str, int]:
+    """Curated (staging minus quarantine: the keys changed since the last publish, every
+    row with `full`) and the marts of as_of, in one transaction; the run succeeded.
+    Returns the rows of each mart table for as_of."""
     with _failure_marks_run(run_id), _locked_transaction() as conn:
-        curated.publish_curated(conn)
+        curated.publish_curated(conn, full=full)
         mart_counts = marts.build_marts(conn, as_of)
         conn.execute(
             "UPDATE ops.transform_runs SET status = 'succeeded', finished_at = now(), "
