@@ -341,21 +341,23 @@ def publishable_counts(conn, catalogue: Catalogue | None = None) -> dict[str, in
     return counts
 
 
-def _publish_entity(conn, entity: Entity, keys: sql.Composable | None) -> dict[str, int]:
+def _in_publish_keys(alias: str, entity: Entity) -> sql.Composed:
+    """`AND` the row of `alias` is one of the keys publish took (temporary table
+    publish_keys, filled by publish_curated)."""
+    return sql.SQL("AND {alias}.{key}::text IN (SELECT record_key FROM publish_keys)").format(
+        alias=sql.Identifier(alias), key=sql.Identifier(entity.key))
+
+
+def _publish_entity(conn, entity: Entity, *, keyed: bool) -> dict[str, int]:
     """Synchronise curated.<table> of one entity with staging minus quarantine, for the
-    keys in the table `keys` (column record_key), or every row when None."""
+    keys publish took (`keyed`) or every row."""
     names = {
         "c": sql.Identifier("curated", entity.table),
         "s": sql.Identifier("staging", entity.table),
         "key": sql.Identifier(entity.key),
     }
-    if keys is None:
-        only_c = only_s = sql.SQL("")
-    else:
-        only_c = sql.SQL("AND c.{key}::text IN (SELECT record_key FROM {keys})").format(
-            keys=keys, **names)
-        only_s = sql.SQL("AND s.{key}::text IN (SELECT record_key FROM {keys})").format(
-            keys=keys, **names)
+    only_c = _in_publish_keys("c", entity) if keyed else sql.SQL("")
+    only_s = _in_publish_keys("s", entity) if keyed else sql.SQL("")
     params = {"entity": entity.name}
     deleted = conn.execute(sql.SQL(
         "DELETE FROM {c} c WHERE (NOT EXISTS (SELECT 1 FROM {s} s WHERE s.{key} = c.{key} "
@@ -385,7 +387,6 @@ def publish_curated(conn, catalogue: Catalogue | None = None, *,
     full_entities = _take_full_sync_marks(conn, full)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS publish_keys (record_key text PRIMARY KEY) "
                  "ON COMMIT DROP")
-    keys = sql.Identifier("publish_keys")
     counts = {}
     for entity in catalogue.entities.values():
         conn.execute("TRUNCATE publish_keys")
@@ -395,7 +396,7 @@ def publish_curated(conn, catalogue: Catalogue | None = None, *,
             (entity.name,))
         conn.execute("ANALYZE publish_keys")  # a handful of keys: index lookups, no scan
         compare_all = full_entities is None or entity.name in full_entities
-        counts[entity.name] = _publish_entity(conn, entity, None if compare_all else keys)
+        counts[entity.name] = _publish_entity(conn, entity, keyed=not compare_all)
     conn.execute("DELETE FROM ops.curated_pending WHERE entity <> ALL(%s)",  # no curated table
                  (list(catalogue.entities),))
     return counts
