@@ -25,7 +25,9 @@ help:
 venv: $(STAMP)
 
 # .venv gets the full development set: the runtime pins (requirements.txt, the
-# image's) plus the test and lint tools, all locked in requirements-dev.txt.
+# image's) plus the test and lint tools, all locked in requirements-dev.txt. Compiled
+# to bytecode at install: every Airflow process (each `dags test`, each task) would
+# otherwise compile Airflow's modules again where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
 	  echo "psops: error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
@@ -36,7 +38,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "psops: error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3.11-venv" >&2; exit 1; }
 	@test -x $(VENV)/bin/uv || $(VENV)/bin/python -m pip install --quiet "$$(grep -E '^uv==' requirements-dev.txt | cut -d' ' -f1)"
-	$(VENV)/bin/uv pip sync --quiet --python $(VENV)/bin/python requirements-dev.txt
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(VENV)/bin/python requirements-dev.txt
 	@touch $(STAMP)
 
 # The pipeline under the scheduler of the local stack (started when it is not up); the
@@ -64,8 +66,12 @@ sandbox: venv
 screenshots: venv
 	PSOPS_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest -q -m browser
 
+# Three pytest-xdist workers (whole modules each, the slow modules first; see
+# tests/conftest.py): on 2 cores the suite waits on Airflow processes and servers as
+# much as it computes. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 test: venv
-	$(VENV)/bin/pytest -q --durations=15
+	$(VENV)/bin/pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The database tests only (CI runs them again against an external PostgreSQL).
 test-db: venv

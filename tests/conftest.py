@@ -18,10 +18,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.warehouse_fixtures import DatabaseFactory, WarehouseTarget, scratch_server
+from psops.settings import DATA_DOCS_DIR
+from tests.warehouse_fixtures import (
+    DatabaseFactory,
+    WarehouseTarget,
+    configured_target,
+    scratch_server,
+    start_embedded_once,
+    stop_embedded,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN_AIRFLOW = REPO_ROOT / "bin" / "airflow"
+
+EMBEDDED_STARTED_HERE = pytest.StashKey[bool]()
 
 # Airflow imported inside the test process (DagBag, hooks) gets a home of its own,
 # never the user's ~/airflow or the repo's .airflow.
@@ -29,6 +39,8 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="psops_test_airflow_home_")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
+# Data Docs of the transforms the tests run: per test process, not the repo's build/.
+os.environ[DATA_DOCS_DIR.name] = str(Path(os.environ["AIRFLOW_HOME"]) / "data_docs")
 
 
 @pytest.fixture(scope="session")
@@ -104,10 +116,31 @@ def run_bin_airflow(args: list[str], airflow_home: Path, env: dict | None = None
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that touch PostgreSQL are marked `db`: CI runs them again on an external server."""
+    """Tests that touch PostgreSQL are marked `db`: CI runs them again on an external server.
+    Modules holding a `slow` test come first, so that under pytest-xdist (whole modules
+    per worker, `make test`) the long ones start early instead of ending the run alone."""
     for item in items:
         if "pg_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)  # stable: order kept inside
+
+
+def pytest_configure(config):
+    """With pytest-xdist (`make test` runs three workers) the controller starts the
+    embedded warehouse before the workers and stops it after them, so no worker stops a
+    server another still uses; and it migrates one database first, so that the roles the
+    migrations create cluster-wide exist before workers migrate theirs at once."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        config.stash[EMBEDDED_STARTED_HERE] = start_embedded_once()
+        factory = DatabaseFactory(configured_target(), prefix="psops_test_roles")
+        factory.create()
+        factory.drop_all()
+
+
+def pytest_unconfigure(config):
+    if config.stash.get(EMBEDDED_STARTED_HERE, False):
+        stop_embedded()
 
 
 def pytest_sessionfinish(session, exitstatus):

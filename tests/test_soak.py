@@ -26,6 +26,7 @@ def _table_number(output: str, row: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow
 def test_three_cycles_with_a_kill_keep_every_invariant(pg_server, tmp_path):
     env = {**os.environ, "AIRFLOW_CONN_WAREHOUSE": pg_server.airflow_uri(),
            "AIRFLOW_HOME": str(tmp_path / "airflow_home")}

@@ -34,8 +34,8 @@ from psops_warehouse import (  # noqa: E402
 
 from psops.warehouse_migrations import apply_migrations  # noqa: E402
 
-__all__ = ["DatabaseFactory", "WarehouseTarget", "parse_airflow_conn", "pg_bin",
-           "scratch_database", "scratch_server", "stop_embedded"]
+__all__ = ["DatabaseFactory", "WarehouseTarget", "configured_target", "parse_airflow_conn", "pg_bin",
+           "scratch_database", "scratch_server", "start_embedded_once", "stop_embedded"]
 
 pg_bin = psops_embedded_pg.pg_bin
 
@@ -44,11 +44,16 @@ def stop_embedded() -> bool:
     return psops_embedded_pg.stop()
 
 
+def start_embedded_once() -> bool:
+    """Start the embedded server unless a warehouse is configured; True if started here."""
+    return False if is_configured() else start_embedded()
+
+
 @contextlib.contextmanager
 def scratch_server() -> Iterator[WarehouseTarget]:
     """The server's maintenance database: the configured server, else the embedded
     one, started when needed and stopped again at the end if started here."""
-    started_here = False if is_configured() else start_embedded()
+    started_here = start_embedded_once()
     try:
         server = configured_target()
         check_connection(server)

@@ -45,6 +45,8 @@ OUTBOX_LOCK_KEY = 7_314_159_301  # one outbox applier at a time
 # One lock per ingest stream, in the two-key form (a key space apart from the keys
 # above): (INGEST_STREAM_LOCK_CLASS, hashtext('<system>.<stream>')).
 INGEST_STREAM_LOCK_CLASS = 7_314
+# (RAW_TABLE_LOCK_CLASS, hashtext('<raw table>')): one creator of a raw table at a time
+RAW_TABLE_LOCK_CLASS = 7_315
 
 
 # -- environment settings -----------------------------------------------------------

@@ -267,3 +267,35 @@ def test_a_page_that_is_not_json_at_all_fails_the_stream_naming_it(database_fact
     target = database_factory.create()
     with pytest.raises(SourceApiError, match=r"PSA projects: the page /v2/projects\?.* is not JSON"):
         run_stream(target, "psa", "projects")
+
+
+def test_a_raw_table_created_by_two_sessions_at_once_is_created_once(warehouse_target):
+    """An ingest and a transform on a new warehouse both create raw.<table>: the second
+    waits for the first's transaction and finds the table (no duplicate-key error from
+    PostgreSQL's catalogue, which two CREATE TABLE IF NOT EXISTS at once would raise)."""
+    from psops.connectors.raw_loader import ensure_raw_table
+
+    table = f"race_{time.time_ns()}"
+    outcome: dict = {}
+    with psycopg.connect(warehouse_target.conninfo()) as first:
+        ensure_raw_table(first, table)  # created, not yet committed
+
+        def second_session():
+            try:
+                with psycopg.connect(warehouse_target.conninfo(), autocommit=True) as second:
+                    ensure_raw_table(second, table)
+                    outcome["exists"] = value(warehouse_target,
+                                              "SELECT to_regclass(%s) IS NOT NULL",
+                                              (f"raw.{table}",))
+            except Exception as err:  # noqa: BLE001 - asserted below
+                outcome["error"] = err
+
+        thread = threading.Thread(target=second_session)
+        thread.start()
+        time.sleep(1)  # the second session is waiting for the first one's transaction
+        assert thread.is_alive()
+        first.commit()
+        thread.join(timeout=30)
+    with psycopg.connect(warehouse_target.conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP TABLE raw."{table}"')
+    assert outcome == {"exists": True}

@@ -70,3 +70,26 @@ def test_gx_validates_the_changed_records_and_the_whole_table_once_a_week(wh, ra
     third = run_transform(AS_OF, with_gx=True, docs_dir=tmp_path)
     assert result(third.run_id, "time_entry.hours_range") == {
         "scope": "table", "element_count": 6, "unexpected_count": 1, "sql_failing_count": 1}
+
+
+def test_a_gx_failure_fails_the_check_after_the_exceptions_are_kept(wh, raw, tmp_path,
+                                                                     monkeypatch):
+    """GX runs beside the SQL gates: its failure fails the step, and the exception queue
+    the gates synchronised meanwhile stays committed (no GX result is kept)."""
+    import pytest
+
+    from psops.transform import gx_validation
+
+    def broken_gx(*args, **kwargs):
+        raise RuntimeError("GX could not reach the warehouse")
+
+    monkeypatch.setattr(gx_validation, "run_gx", broken_gx)
+    load_hris(raw, [hris_employee(1, U)])
+    raw.load("psa_projects", [psa_project(1, "PRJ-00001")])
+    raw.load("psa_time_entries", [time_entry(1, "2026-03-02", 30, U)])
+    with pytest.raises(RuntimeError, match="GX could not reach the warehouse"):
+        run_transform(AS_OF, with_gx=True, docs_dir=tmp_path)
+    assert {"rule_id": "time_entry.hours_range"} in records(
+        wh, "SELECT rule_id FROM ops.exceptions WHERE status = 'open'")
+    assert records(wh, "SELECT count(*) AS n FROM ops.quality_results") == [{"n": 0}]
+    assert records(wh, "SELECT status FROM ops.transform_runs") == [{"status": "failed"}]

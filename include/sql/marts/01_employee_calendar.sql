@@ -1,5 +1,6 @@
--- Employee weeks and working days shared by utilization_weekly and
--- timesheet_compliance (temporary, dropped at commit). %(as_of)s is the run's as-of date.
+-- Employee weeks, working days and the week totals of time entries shared by
+-- utilization_weekly and timesheet_compliance (temporary, dropped at commit).
+-- %(as_of)s is the run's as-of date.
 
 -- One row per employee and ISO week (Monday week_start) with at least one day
 -- (Mon..Sun) between hireDate and terminationDate, over the as-of week and the 52 before.
@@ -51,3 +52,28 @@ LEFT JOIN leave l ON l.employee_id = w.employee_id AND l.day = d.day::date
 WHERE (w.hire_date IS NULL OR d.day::date >= w.hire_date)
   AND (w.termination_date IS NULL OR d.day::date <= w.termination_date)
   AND NOT EXISTS (SELECT 1 FROM holiday_days h WHERE h.day = d.day::date);
+
+-- The time entries of each employee and ISO week, in one pass:
+--   billable_hours / nonbillable_hours: approved entries spent on or before as_of
+--   hours_logged, submitted_entries: submitted or approved entries
+--   late_entries: of those, submitted (coalesce(submitted_at, approved_at)) after the
+--                 deadline, the following Monday 12:00 UTC, or with neither time
+--   draft_entries: draft entries
+CREATE TEMP TABLE employee_week_entries ON COMMIT DROP AS
+SELECT te.employee_id,
+       date_trunc('week', te.spent_date)::date AS week_start,
+       sum(te.hours) FILTER (WHERE te.status = 'approved' AND te.billable
+                               AND te.spent_date <= %(as_of)s::date)     AS billable_hours,
+       sum(te.hours) FILTER (WHERE te.status = 'approved' AND NOT te.billable
+                               AND te.spent_date <= %(as_of)s::date)     AS nonbillable_hours,
+       sum(te.hours) FILTER (WHERE te.status IN ('submitted', 'approved')) AS hours_logged,
+       count(*) FILTER (WHERE te.status IN ('submitted', 'approved'))      AS submitted_entries,
+       count(*) FILTER (
+           WHERE te.status IN ('submitted', 'approved')
+             AND (coalesce(te.submitted_at, te.approved_at) IS NULL
+                  OR coalesce(te.submitted_at, te.approved_at)
+                     > ((date_trunc('week', te.spent_date)::date + 7) + time '12:00')
+                       AT TIME ZONE 'UTC'))                                AS late_entries,
+       count(*) FILTER (WHERE te.status = 'draft')                          AS draft_entries
+FROM curated.time_entries te
+GROUP BY te.employee_id, date_trunc('week', te.spent_date)::date;

@@ -23,12 +23,5 @@ LEFT JOIN (
     WHERE day <= %(as_of)s::date
     GROUP BY employee_id, week_start
 ) c ON c.employee_id = w.employee_id AND c.week_start = w.week_start
-LEFT JOIN (
-    SELECT employee_id,
-           date_trunc('week', spent_date)::date AS week_start,
-           sum(hours) FILTER (WHERE billable)     AS billable_hours,
-           sum(hours) FILTER (WHERE NOT billable) AS nonbillable_hours
-    FROM curated.time_entries
-    WHERE status = 'approved' AND spent_date <= %(as_of)s::date
-    GROUP BY employee_id, date_trunc('week', spent_date)::date
-) t ON t.employee_id = w.employee_id AND t.week_start = w.week_start;
+LEFT JOIN employee_week_entries t
+  ON t.employee_id = w.employee_id AND t.week_start = w.week_start;

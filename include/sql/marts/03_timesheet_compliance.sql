@@ -22,18 +22,5 @@ LEFT JOIN (
     FROM employee_days
     GROUP BY employee_id, week_start
 ) c ON c.employee_id = w.employee_id AND c.week_start = w.week_start
-LEFT JOIN (
-    SELECT te.employee_id,
-           date_trunc('week', te.spent_date)::date AS week_start,
-           sum(te.hours) FILTER (WHERE te.status IN ('submitted', 'approved')) AS hours_logged,
-           count(*) FILTER (WHERE te.status IN ('submitted', 'approved'))      AS submitted_entries,
-           count(*) FILTER (
-               WHERE te.status IN ('submitted', 'approved')
-                 AND (coalesce(te.submitted_at, te.approved_at) IS NULL
-                      OR coalesce(te.submitted_at, te.approved_at)
-                         > ((date_trunc('week', te.spent_date)::date + 7) + time '12:00')
-                           AT TIME ZONE 'UTC'))                                AS late_entries,
-           count(*) FILTER (WHERE te.status = 'draft')                          AS draft_entries
-    FROM curated.time_entries te
-    GROUP BY te.employee_id, date_trunc('week', te.spent_date)::date
-) s ON s.employee_id = w.employee_id AND s.week_start = w.week_start;
+LEFT JOIN employee_week_entries s
+  ON s.employee_id = w.employee_id AND s.week_start = w.week_start;

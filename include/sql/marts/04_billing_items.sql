@@ -32,35 +32,41 @@ WITH milestone_items AS (
     JOIN curated.milestones m ON m.project_id = p.project_id
     WHERE p.billing_type = 'fixed_fee'
 ),
-tm_months AS (
-    SELECT DISTINCT p.project_id, p.code AS project_code, p.billing_type, p.currency,
-           date_trunc('month', te.spent_date)::date AS month_start
-    FROM curated.projects p
-    JOIN curated.time_entries te ON te.project_id = p.project_id
-    WHERE p.billing_type = 'time_and_materials'
-      AND te.billable
+-- one pass over the time entries: the months with a billable, non-rejected entry and
+-- the amount of their approved ones (approved entries are among the non-rejected)
+tm_time AS (
+    SELECT te.project_id,
+           date_trunc('month', te.spent_date)::date AS month_start,
+           sum(te.hours * coalesce(te.billable_rate, 0)) FILTER (WHERE te.status = 'approved')
+             AS time_amount
+    FROM curated.time_entries te
+    WHERE te.billable
       AND te.status <> 'rejected'
       AND date_trunc('month', te.spent_date)::date <= %(as_of)s::date
+    GROUP BY te.project_id, date_trunc('month', te.spent_date)::date
+),
+tm_expenses AS (
+    SELECT x.project_id, date_trunc('month', x.spent_date)::date AS month_start,
+           sum(x.total_cost) AS expense_amount
+    FROM curated.expenses x
+    WHERE x.billable AND x.status = 'approved'
+    GROUP BY x.project_id, date_trunc('month', x.spent_date)::date
 ),
 tm_items AS (
-    SELECT m.project_id, m.project_code, m.billing_type, m.currency,
-           'period'::text AS item_type, to_char(m.month_start, 'YYYY-MM') AS item_id,
-           coalesce((SELECT sum(te.hours * coalesce(te.billable_rate, 0))
-                     FROM curated.time_entries te
-                     WHERE te.project_id = m.project_id AND te.billable AND te.status = 'approved'
-                       AND date_trunc('month', te.spent_date)::date = m.month_start), 0)
-         + coalesce((SELECT sum(x.total_cost)
-                     FROM curated.expenses x
-                     WHERE x.project_id = m.project_id AND x.billable AND x.status = 'approved'
-                       AND date_trunc('month', x.spent_date)::date = m.month_start), 0) AS amount,
-           m.month_start,
+    SELECT p.project_id, p.code AS project_code, p.billing_type, p.currency,
+           'period'::text AS item_type, to_char(t.month_start, 'YYYY-MM') AS item_id,
+           coalesce(t.time_amount, 0) + coalesce(x.expense_amount, 0) AS amount,
+           t.month_start,
            -- on the project's job only: an invoice that merely names the code (job
            -- refName) on another job is invoice.code_on_other_job, for finance
            EXISTS (SELECT 1 FROM curated.invoices i
-                   JOIN project_jobs pj ON pj.job_id = i.job_id AND pj.project_id = m.project_id
-                   WHERE i.period_start = m.month_start
+                   JOIN project_jobs pj ON pj.job_id = i.job_id AND pj.project_id = t.project_id
+                   WHERE i.period_start = t.month_start
                      AND i.status IS DISTINCT FROM 'voided') AS invoiced
-    FROM tm_months m
+    FROM tm_time t
+    JOIN curated.projects p ON p.project_id = t.project_id
+    LEFT JOIN tm_expenses x ON x.project_id = t.project_id AND x.month_start = t.month_start
+    WHERE p.billing_type = 'time_and_materials'
 )
 SELECT project_id, project_code, billing_type, currency, item_type, item_id,
        round(amount, 2) AS amount, month_start, accepted_by_as_of,

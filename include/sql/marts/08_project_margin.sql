@@ -17,20 +17,29 @@ SELECT %(as_of)s::date, p.project_id, p.code, p.billing_type, p.currency, x.mont
        x.hours_without_cost_rate, x.contributors
 FROM curated.projects p
 JOIN (
-    SELECT te.project_id,
-           date_trunc('month', te.spent_date)::date AS month_start,
-           sum(te.hours) AS hours,
-           coalesce(sum(te.hours) FILTER (WHERE te.billable), 0) AS billable_hours,
-           coalesce(sum(te.hours * coalesce(te.billable_rate, 0)) FILTER (WHERE te.billable), 0) AS revenue,
-           coalesce(sum(te.hours * coalesce(cr.cost_rate, 0)), 0) AS cost,
-           coalesce(sum(te.hours) FILTER (WHERE cr.cost_rate IS NULL), 0) AS hours_without_cost_rate,
-           count(DISTINCT te.employee_id) FILTER (WHERE cr.cost_rate IS NOT NULL) AS contributors
-    FROM curated.time_entries te
+    -- per project and month, from one row per person: contributors = people with a rate
+    SELECT project_id, month_start,
+           sum(hours) AS hours,
+           coalesce(sum(billable_hours), 0) AS billable_hours,
+           coalesce(sum(revenue), 0) AS revenue,
+           coalesce(sum(hours * coalesce(cost_rate, 0)), 0) AS cost,
+           coalesce(sum(hours) FILTER (WHERE cost_rate IS NULL), 0) AS hours_without_cost_rate,
+           count(*) FILTER (WHERE cost_rate IS NOT NULL) AS contributors
+    FROM (
+        SELECT te.project_id,
+               date_trunc('month', te.spent_date)::date AS month_start,
+               te.employee_id,
+               sum(te.hours) AS hours,
+               sum(te.hours) FILTER (WHERE te.billable) AS billable_hours,
+               sum(te.hours * coalesce(te.billable_rate, 0)) FILTER (WHERE te.billable) AS revenue
+        FROM curated.time_entries te
+        WHERE te.status = 'approved'
+          AND date_trunc('month', te.spent_date)::date <= %(as_of)s::date
+        GROUP BY te.project_id, date_trunc('month', te.spent_date)::date, te.employee_id
+    ) per_person
     -- a quarantined employee's rate takes no part (employee.cost_rate_range)
     LEFT JOIN confidential.employee_cost_rates cr
-      ON cr.employee_id = te.employee_id
+      ON cr.employee_id = per_person.employee_id
      AND EXISTS (SELECT 1 FROM curated.employees e WHERE e.employee_id = cr.employee_id)
-    WHERE te.status = 'approved'
-      AND date_trunc('month', te.spent_date)::date <= %(as_of)s::date
-    GROUP BY te.project_id, date_trunc('month', te.spent_date)::date
+    GROUP BY project_id, month_start
 ) x ON x.project_id = p.project_id;

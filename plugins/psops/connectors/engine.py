@@ -39,7 +39,7 @@ from psops.connectors.raw_loader import (
     COPY_COLUMNS,
     RecordEncoder,
     drop_repeated_copies_sql,
-    raw_table_ddl,
+    ensure_raw_table,
 )
 from psops.connectors.rejects import record_rejects
 from psops.connectors.request_template import RequestTemplate
@@ -142,7 +142,7 @@ class StreamRun:
             log.warning("%s: could not release the run lock", self.label, exc_info=True)
 
     def _execute_locked(self) -> StreamResult:
-        self.conn.execute(raw_table_ddl(self.stream.raw_table))
+        ensure_raw_table(self.conn, self.stream.raw_table)
         watermark_before = self._read_watermark()
         template = RequestTemplate(self.stream, self.as_of, self.hook.connection.extra_dejson,
                                    self.label)

@@ -23,6 +23,8 @@ from psycopg import sql
 
 from psops.connectors.request_template import parse_time
 from psops.connectors.spec import Stream
+from psops.db import scalar
+from psops.settings import RAW_TABLE_LOCK_CLASS
 
 COPY_COLUMNS = sql.SQL("(record_id, source_updated_at, payload, run_id)")
 
@@ -46,6 +48,19 @@ def raw_table_ddl(raw_table: str) -> sql.Composed:
                 run_index=sql.Identifier(f"{raw_table}_run_brin"),
                 seq_index=sql.Identifier(f"{raw_table}_seq_brin"),
                 undated_index=sql.Identifier(f"{raw_table}_undated"))
+
+
+def ensure_raw_table(conn, raw_table: str) -> None:
+    """raw.<raw_table> and its indexes, created unless the table exists. Two sessions
+    running CREATE TABLE IF NOT EXISTS at once (an ingest and a transform on a new
+    warehouse) collide on PostgreSQL's catalogue; an advisory lock held to the end of
+    the creating transaction makes the second wait and find the table."""
+    if scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"raw.{raw_table}",)):
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                     (RAW_TABLE_LOCK_CLASS, raw_table))
+        conn.execute(raw_table_ddl(raw_table))
 
 
 def drop_repeated_copies_sql(raw_table: str, across_runs: bool) -> sql.Composed:
@@ -82,6 +97,24 @@ def _copy_text(value) -> bytes:
 # A NUL escape in JSON text: `\u0000` after an even number of backslashes (an odd number
 # would make it the text "\u0000", which jsonb stores fine).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+# An ISO 8601 time that PostgreSQL reads as Python does once fromisoformat accepted it:
+# a UTC offset PostgreSQL accepts (under 16 hours), no week dates or basic format.
+_POSTGRES_READY_TIME = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-](?:0\d|1[0-5]):[0-5]\d)")
+
+
+def copy_time(value) -> str | None:
+    """The source's update time as COPY reads it into a timestamptz: an aware ISO time
+    as it came (once Python accepts it), anything else parse_time reads (epoch
+    milliseconds, a naive time taken as UTC) in UTC; None when unparseable."""
+    moment = parse_time(value)
+    if moment is None:
+        return None
+    if isinstance(value, str) and _POSTGRES_READY_TIME.fullmatch(value):
+        return value
+    return moment.isoformat()  # in UTC (parse_time): PostgreSQL refuses offsets of 16 h+
 
 
 class InvalidNumber:
@@ -147,14 +180,24 @@ class RecordEncoder:
         self.rejects: dict[str, Reject] = {}
 
     def encode(self, records: list) -> bytes:
+        """The page's COPY text. A NUL escape is rare: the page is encoded once without
+        looking for one, and again record by record only when its text holds one."""
+        unparseable_before, rejects_before = self.unparseable_times, dict(self.rejects)
+        page = self._encode(records, look_for_nul=False)
+        if b"u0000" in page:  # the second pass counts and rejects afresh
+            self.unparseable_times, self.rejects = unparseable_before, rejects_before
+            page = self._encode(records, look_for_nul=True)
+        return page
+
+    def _encode(self, records: list, look_for_nul: bool) -> bytes:
         lines = []
         for record in records:
-            line = self._line(record)
+            line = self._line(record, look_for_nul)
             if line is not None:
                 lines.append(line)
         return b"".join(lines)
 
-    def _line(self, record) -> bytes | None:
+    def _line(self, record, look_for_nul: bool = True) -> bytes | None:
         try:
             payload = orjson.dumps(record, default=_refuse)
         except orjson.JSONEncodeError as err:
@@ -168,7 +211,7 @@ class RecordEncoder:
         if key is None or key == "":
             return self._reject(None, f"missing primary key: no `{self._key_name()}`", payload)
         key = str(key)
-        if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
+        if look_for_nul and b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
             return self._reject(_escaped_text(key),
                                 "NUL character: PostgreSQL cannot store U+0000 in jsonb",
                                 payload)
@@ -176,11 +219,9 @@ class RecordEncoder:
         if self.updated_of is not None:
             updated = self.updated_of(record)
             if updated is not None:
-                moment = parse_time(updated)
-                if moment is None:
+                updated = copy_time(updated)
+                if updated is None:
                     self.unparseable_times += 1  # kept in the payload; quality flags it
-                # the parsed time, in UTC: epoch milliseconds and naive times too
-                updated = moment.isoformat() if moment is not None else None
         if b"\\" in payload:
             payload = payload.replace(b"\\", b"\\\\")
         return b"%s\t%s\t%s\t%s\n" % (_copy_text(key), _copy_text(updated), payload, self.run_id)

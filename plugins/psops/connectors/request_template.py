@@ -20,17 +20,19 @@ def format_iso(moment: datetime) -> str:
 
 
 def parse_time(value) -> datetime | None:
-    """An ISO 8601 time (or epoch milliseconds) as an aware UTC datetime; None if unparseable."""
+    """An ISO 8601 time (or epoch milliseconds) as an aware UTC datetime; None if unparseable
+    (or beyond what a datetime in UTC holds)."""
     if value is None or value == "":
         return None
     text = str(value)
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # in UTC: a time at the edge of the calendar that UTC cannot hold is unparseable
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class RequestTemplate:

@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from psops.catalogue import Entity
-from psops.connectors.raw_loader import raw_table_ddl
+from psops.connectors.raw_loader import ensure_raw_table
 from psops.db import scalar
 from psops.transform.rules import Catalogue, load_catalogue
 from psops.transform.sql_files import read_sql
@@ -107,7 +107,7 @@ def ensure_entity_tables(conn, entity: Entity) -> bool:
     its raw table, whose columns the SQL file reads); True when created."""
     if _table_exists(conn, "staging", entity.table):
         return False
-    conn.execute(raw_table_ddl(entity.raw_table))
+    ensure_raw_table(conn, entity.raw_table)
     staging = sql.Identifier("staging", entity.table)
     conn.execute(sql.SQL("CREATE TABLE {staging} AS {cte} SELECT * FROM ({body}) x WITH NO DATA")
                  .format(staging=staging, cte=latest_raw_cte(entity.raw_table, sql.SQL("false")),

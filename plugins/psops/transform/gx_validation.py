@@ -10,13 +10,16 @@ SQL side, which keeps the exception queue, checks every record on every run.
 
 GX reports at most 20 failing keys per expectation: the authoritative list of failing
 records (exceptions, quarantine) comes from the SQL side (quality.py).
-Imported lazily: importing GX costs ~6 s.
+Imported lazily: importing GX costs ~6 s. GX runs in a thread beside the SQL gates
+(ValidationInBackground), whose transaction waits for it before it commits: GX sees the
+changed records as staged, before the gates' quarantine changes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -176,13 +179,38 @@ def _result_row(suite: str, expectation_result) -> dict:
     }
 
 
-def validate_suites(conn, as_of: date, run_id: int | None, docs_dir: Path,
-                    report: GateReport | None = None) -> list[dict]:
-    """Run GX and keep the results in ops.quality_results (with the SQL failing count)."""
-    catalogue = load_catalogue()
-    with conn.transaction():  # not left open while GX runs
-        scopes = validation_scopes(conn, catalogue)
-    rows = run_gx(as_of, docs_dir, scopes)
+class ValidationInBackground:
+    """run_gx in a thread of its own: GX is Python work, the SQL gates beside it wait on
+    PostgreSQL, so on two cores the two overlap. Started with the scopes read in the
+    caller's transaction; `rows()` waits for it and raises what it raised."""
+
+    def __init__(self, conn, as_of: date, docs_dir: Path):
+        self.scopes = validation_scopes(conn, load_catalogue())
+        self._rows: list[dict] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(as_of, docs_dir),
+                                        name="psops-gx-validation", daemon=True)
+        self._thread.start()
+
+    def _run(self, as_of: date, docs_dir: Path) -> None:
+        try:
+            self._rows = run_gx(as_of, docs_dir, self.scopes)
+        except BaseException as err:  # noqa: BLE001 - raised in the caller by rows()
+            self._error = err
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def rows(self) -> list[dict]:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._rows
+
+
+def record_results(conn, as_of: date, run_id: int | None, rows: list[dict],
+                   scopes: dict[str, str], report: GateReport | None = None) -> None:
+    """Keep GX's results in ops.quality_results (with the SQL failing count of the rule)."""
     scope_of_suite = {suite_name(name): scope for name, scope in scopes.items()}
     sql_counts = {rule.rule_id: rule.failing for rule in report.rules} if report else {}
     with conn.transaction():
@@ -202,11 +230,10 @@ def validate_suites(conn, as_of: date, run_id: int | None, docs_dir: Path,
             )
     failed = [row for row in rows if not row["success"]]
     changed_only = sorted(name for name, scope in scopes.items() if scope == CHANGED)
-    log.info("GX: %d expectations over %d suites, %d failed; %s; Data Docs in %s",
+    log.info("GX: %d expectations over %d suites, %d failed; %s",
              len(rows), len({row["suite"] for row in rows}), len(failed),
              f"changed records only for {', '.join(changed_only)}" if changed_only
-             else "whole tables", docs_dir)
-    return rows
+             else "whole tables")
 
 
 def _as_int(value):

@@ -18,10 +18,8 @@ succeeds goes on with the same run, which `publish` marks succeeded.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -30,8 +28,8 @@ from pathlib import Path
 from psycopg.rows import dict_row
 
 from psops import run_lock
-from psops.connectors.raw_loader import raw_table_ddl
-from psops.db import scalar, warehouse_connection
+from psops.connectors.raw_loader import ensure_raw_table
+from psops.db import warehouse_connection
 from psops.formatting import amounts_by_currency
 from psops.settings import DATA_DOCS_DIR, TRANSFORM_LOCK_KEY
 from psops.transform import curated, marts, quality
@@ -90,8 +88,7 @@ def stage(as_of: date, dag_run_id: str | None = None) -> Staged:
                      (run_lock.abandon_message(run_id), run_id))
     with _failure_marks_run(run_id), _locked_transaction() as conn:
         for entity in load_catalogue().entities.values():  # version-time rules read raw
-            if scalar(conn, "SELECT to_regclass(%s) IS NULL", (f"raw.{entity.raw_table}",)):
-                conn.execute(raw_table_ddl(entity.raw_table))
+            ensure_raw_table(conn, entity.raw_table)
         written = curated.stage_all(conn)
         counts = curated.row_counts(conn, "staging")
         conn.execute("UPDATE ops.transform_runs SET staged_counts = %s WHERE id = %s",
@@ -107,38 +104,34 @@ def stage(as_of: date, dag_run_id: str | None = None) -> Staged:
 def check_quality(as_of: date, run_id: int, *, with_gx: bool = False,
                   docs_dir: Path | None = None) -> GateReport:
     """SQL rules -> ops.exceptions and the critical gates in one transaction: a failing
-    gate raises CriticalGateFailed and commits no exception row. Then, `with_gx`, the GX
-    suites (results in ops.quality_results, Data Docs built in `docs_dir`, default
-    PSOPS_DATA_DOCS_DIR): only for a check that passed the gates, like the exceptions."""
-    gx_import = _import_in_background("great_expectations") if with_gx else None
+    gate raises CriticalGateFailed and commits no exception row. `with_gx`, the GX suites
+    run meanwhile in a thread (Data Docs built in `docs_dir`, default PSOPS_DATA_DOCS_DIR,
+    for every check, one the gates stop included), joined before that transaction
+    commits; their results go to ops.quality_results only for a check that passed the
+    gates, like the exceptions."""
     with _failure_marks_run(run_id):
         with _locked_transaction() as conn:
-            report = quality.run_sql_gates(conn, as_of, run_id)
-        if gx_import:
-            gx_import.join()  # never two imports of GX at once (its modules import in circles)
-            from psops.transform.gx_validation import validate_suites
+            gx_run = _start_gx(conn, as_of, docs_dir or DATA_DOCS_DIR.path()) if with_gx \
+                else None
+            try:
+                report = quality.run_sql_gates(conn, as_of, run_id)
+            finally:
+                if gx_run:  # never left running; it read staging before this commits
+                    gx_run.wait()
+        if gx_run:  # the exceptions are committed; a GX failure fails the step now
+            from psops.transform.gx_validation import record_results
 
-            docs_dir = docs_dir or DATA_DOCS_DIR.path()
             with warehouse_connection() as conn:
-                validate_suites(conn, as_of, run_id, docs_dir, report)
-            log.info("Data Docs: %s", docs_dir)
+                record_results(conn, as_of, run_id, gx_run.rows(), gx_run.scopes, report)
+            log.info("Data Docs: %s", docs_dir or DATA_DOCS_DIR.path())
     log.info("%s", gate_summary(report))
     return report
 
 
-def _import_in_background(module: str) -> threading.Thread:
-    """Import `module` in a thread (importing GX costs seconds of CPU, overlapped so with
-    the SQL gates' wait on PostgreSQL). A failed import is only logged here: the import
-    where the module is used raises it."""
-    def import_module() -> None:
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - raised again where it is used
-            log.debug("background import of %s failed", module, exc_info=True)
+def _start_gx(conn, as_of: date, docs_dir: Path):
+    from psops.transform.gx_validation import ValidationInBackground
 
-    thread = threading.Thread(target=import_module, name=f"import-{module}", daemon=True)
-    thread.start()
-    return thread
+    return ValidationInBackground(conn, as_of, docs_dir)
 
 
 def gate_summary(report: GateReport) -> str:
