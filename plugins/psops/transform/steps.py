@@ -109,10 +109,10 @@ def check_quality(as_of: date, run_id: int, *, with_gx: bool = False,
     for every check, one the gates stop included), joined before that transaction
     commits; their results go to ops.quality_results only for a check that passed the
     gates, like the exceptions."""
+    docs_dir = docs_dir or DATA_DOCS_DIR.path()
     with _failure_marks_run(run_id):
         with _locked_transaction() as conn:
-            gx_run = _start_gx(conn, as_of, docs_dir or DATA_DOCS_DIR.path()) if with_gx \
-                else None
+            gx_run = _start_gx(conn, as_of, docs_dir) if with_gx else None
             try:
                 report = quality.run_sql_gates(conn, as_of, run_id)
             finally:
@@ -123,7 +123,7 @@ def check_quality(as_of: date, run_id: int, *, with_gx: bool = False,
 
             with warehouse_connection() as conn:
                 record_results(conn, as_of, run_id, gx_run.rows(), gx_run.scopes, report)
-            log.info("Data Docs: %s", docs_dir or DATA_DOCS_DIR.path())
+            log.info("Data Docs: %s", docs_dir)
     log.info("%s", gate_summary(report))
     return report
 
