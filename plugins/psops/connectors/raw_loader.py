@@ -197,7 +197,7 @@ class RecordEncoder:
                 lines.append(line)
         return b"".join(lines)
 
-    def _line(self, record, look_for_nul: bool = True) -> bytes | None:
+    def _line(self, record, look_for_nul: bool) -> bytes | None:
         try:
             payload = orjson.dumps(record, default=_refuse)
         except orjson.JSONEncodeError as err:
